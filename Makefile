@@ -1,0 +1,149 @@
+# arvados.cluster: set-up, tests, demo and benchmarks.
+# `make test` is the whole suite from a fresh machine; each part also has a target of its own.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+ROOT := $(abspath .)
+BUILD := $(ROOT)/build
+VENV := $(ROOT)/.venv
+VENV219 := $(ROOT)/.venv-core219
+STAGE_ROOT := $(BUILD)/stage
+STAGE := $(STAGE_ROOT)/ansible_collections/arvados/cluster
+TEST_HOME := $(BUILD)/home
+PYTHONS := $(BUILD)/pythons
+SERVICES := $(BUILD)/services
+PYENV_ROOT ?= $(HOME)/.pyenv
+
+# The main line runs on Python 3.12 where present; the second line on the machine's python3.11.
+find_python = $(firstword $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)) $(shell command -v python$(1)) $(2))
+PY_MAIN := $(call find_python,3.12,$(shell command -v python3))
+PY_219 := $(call find_python,3.11,$(shell command -v python3))
+CORE_MAIN := ansible-core>=2.21,<2.22
+CORE_219 := ansible-core>=2.19,<2.20
+DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rsync
+
+# ansible-test runs with a private HOME (its caches and the offline pip bootstrap live there).
+TEST_ENV := HOME=$(TEST_HOME) ANSIBLE_REMOTE_TMP=$(TEST_HOME)/.ansible/tmp PATH=$(PYTHONS):$$PATH
+
+.PHONY: help test deps venv venvs stage pythons pip-bootstrap sanity units functional integration lint docs \
+        build-collection demo bench clean
+
+help:
+	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
+	@echo "make test         the whole test suite (installs what it needs)"
+	@echo "make sanity | units | functional | integration | lint | docs | build-collection | bench"
+
+test: deps venvs
+	$(MAKE) sanity
+	$(MAKE) units
+	$(MAKE) functional
+	$(MAKE) integration
+	$(MAKE) lint
+	$(MAKE) docs
+	$(MAKE) build-collection
+	@echo "make test: all stages passed"
+
+# ---- set-up (idempotent) ---------------------------------------------------------------------------
+
+deps: $(BUILD)/.deps-$(shell echo $(DEBIAN_PACKAGES) | md5sum | cut -c1-8)
+$(BUILD)/.deps-%:
+	@mkdir -p $(BUILD)
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.stamp
+venvs: $(VENV)/.stamp $(VENV219)/.stamp
+
+$(VENV)/.stamp: requirements.txt test-requirements.txt
+	$(PY_MAIN) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r test-requirements.txt '$(CORE_MAIN)'
+	@touch $@
+
+$(VENV219)/.stamp:
+	$(PY_219) -m venv $(VENV219)
+	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check '$(CORE_219)'
+	@touch $@
+
+# ansible-test wants python3.X on PATH for every version it checks; pyenv exposes only one.
+pythons:
+	@mkdir -p $(PYTHONS)
+	@for v in 3.8 3.9 3.10 3.11 3.12 3.13; do \
+	  p=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null | tail -n 1); \
+	  [ -z "$$p" ] || ln -sf "$$p" $(PYTHONS)/python$$v; \
+	done
+
+# ansible-test downloads a pip bootstrap script from a host we cannot reach: provide it from a pip wheel.
+pip-bootstrap: $(VENV)/.stamp
+	@$(VENV)/bin/python tests/harness/pip_bootstrap.py --cache-dir $(TEST_HOME)/.ansible/test/cache \
+	  --ansible-test $(VENV)/bin/ansible-test --ansible-test $(VENV219)/bin/ansible-test
+
+# ansible-test needs the collection at ansible_collections/arvados/cluster, as a real directory under git.
+stage:
+	@rm -rf $(STAGE_ROOT) && mkdir -p $(STAGE)
+	@git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -cf - -T - 2>/dev/null | tar -C $(STAGE) -xf -
+	@cd $(STAGE) && git init -q && git add -A && git -c user.name=stage -c user.email=stage@localhost commit -qm stage
+
+# ---- tests -------------------------------------------------------------------------------------------
+
+sanity: venvs pythons pip-bootstrap stage
+	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test sanity --venv --color no
+	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test sanity --venv --color no
+
+units: venvs pythons pip-bootstrap stage
+	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test units --venv --color no
+	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test units --venv --color no
+
+functional: deps venv
+	$(VENV)/bin/python -m pytest -p no:cacheprovider
+
+# Integration targets reach the emulator, dockerd and registry through integration_config.yml.
+integration: deps venv stage
+	@rm -rf $(SERVICES) && mkdir -p $(SERVICES)
+	@trap '$(MAKE) services-down' EXIT; \
+	$(VENV)/bin/python tests/harness/emulator.py up --data-dir $(SERVICES)/emulator > $(SERVICES)/emulator.json; \
+	$(VENV)/bin/python tests/harness/docker_env.py up --state-dir $(SERVICES)/docker > $(SERVICES)/docker.json; \
+	$(VENV)/bin/python tests/harness/integration_config.py --emulator $(SERVICES)/emulator.json \
+	  --docker $(SERVICES)/docker.json --output $(STAGE)/tests/integration/integration_config.yml; \
+	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test integration --local --color no -v
+
+.PHONY: services-down
+services-down:
+	-@$(VENV)/bin/python tests/harness/docker_env.py down --state-dir $(SERVICES)/docker
+	-@$(VENV)/bin/python tests/harness/emulator.py down --data-dir $(SERVICES)/emulator
+
+lint: venv stage
+	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-lint --offline
+	cd $(STAGE) && $(VENV)/bin/antsibull-changelog lint
+
+# Documentation: markup lint, and every plugin's ansible-doc page renders.
+docs: venv stage
+	cd $(STAGE) && $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
+	$(VENV)/bin/python tests/harness/doc_pages.py --collections-path $(STAGE_ROOT) --ansible-doc $(VENV)/bin/ansible-doc
+
+build-collection: venv stage
+	@rm -rf $(BUILD)/dist $(BUILD)/installed && mkdir -p $(BUILD)/dist
+	cd $(STAGE) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist
+	$(VENV)/bin/ansible-galaxy collection install --force -p $(BUILD)/installed $(BUILD)/dist/arvados-cluster-*.tar.gz
+
+# ---- demo and benchmarks -------------------------------------------------------------------------------
+
+demo: deps venv
+	@echo "the demo needs the arvados_docker_image module, which is not built yet"
+
+bench: deps venv
+	@echo "the benchmark harness arrives with the arvados_docker_image module"
+
+clean:
+	-$(MAKE) services-down
+	rm -rf $(BUILD)

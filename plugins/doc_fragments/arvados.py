@@ -1,0 +1,126 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2026, arvados.cluster contributors
+"""Options shared by everything in the collection that talks to an Arvados cluster or a Docker daemon."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Connection to the Arvados API server, as modules take it (environment fallbacks on the managed node).
+    DOCUMENTATION = r"""
+options:
+  api_host:
+    description:
+      - Host name and optional port of the Arvados API server, for example V(zzzzz.arvadosapi.com) or V(127.0.0.1:8000).
+      - If not set, the environment variable E(ARVADOS_API_HOST) is used, then C(ARVADOS_API_HOST) in the
+        C(~/.config/arvados/settings.conf) file that the Arvados command-line tools read.
+    type: str
+  api_token:
+    description:
+      - The Arvados API token to act with. Objects are created and read with this token's permissions.
+      - If not set, the environment variable E(ARVADOS_API_TOKEN) is used, then C(ARVADOS_API_TOKEN) in
+        C(~/.config/arvados/settings.conf).
+      - Never pass it through a task's C(environment) keyword, which ansible-core prints at C(-vvv).
+    type: str
+  api_insecure:
+    description:
+      - Accept the API server's TLS certificate without verifying it. Only for test clusters with a self-signed certificate.
+      - If not set, the environment variable E(ARVADOS_API_HOST_INSECURE) is used, then the settings file.
+    type: bool
+  num_retries:
+    description:
+      - How many times a failed API or Keep request is retried, with a random back-off that doubles each time.
+      - Certificate, name resolution, V(401) and V(403) errors are never retried.
+    type: int
+    default: 5
+  api_timeout:
+    description:
+      - Seconds to wait for one API request before it counts as failed (and is retried).
+    type: int
+    default: 20
+"""
+
+    # The same options as lookup and other plugins take them: from the controller's environment and variables.
+    PLUGINS = r"""
+options:
+  api_host:
+    description:
+      - Host name and optional port of the Arvados API server.
+      - Falls back to C(ARVADOS_API_HOST) in C(~/.config/arvados/settings.conf) on the controller.
+    type: str
+    env:
+      - name: ARVADOS_API_HOST
+    vars:
+      - name: arvados_api_host
+  api_token:
+    description:
+      - The Arvados API token to act with.
+      - Falls back to C(ARVADOS_API_TOKEN) in C(~/.config/arvados/settings.conf) on the controller.
+    type: str
+    env:
+      - name: ARVADOS_API_TOKEN
+    vars:
+      - name: arvados_api_token
+  api_insecure:
+    description:
+      - Accept the API server's TLS certificate without verifying it. Only for test clusters.
+    type: bool
+    env:
+      - name: ARVADOS_API_HOST_INSECURE
+    vars:
+      - name: arvados_api_insecure
+  num_retries:
+    description:
+      - How many times a failed API request is retried. Certificate, name resolution, V(401) and V(403) errors are never retried.
+    type: int
+    default: 5
+    vars:
+      - name: arvados_num_retries
+  api_timeout:
+    description:
+      - Seconds to wait for one API request before it counts as failed.
+    type: int
+    default: 20
+    vars:
+      - name: arvados_api_timeout
+"""
+
+    # Connection to a Docker daemon, for modules that read or pull images.
+    DOCKER = r"""
+options:
+  docker_host:
+    description:
+      - The Docker daemon to talk to, for example V(unix:///var/run/docker.sock) or V(tcp://docker.example:2376).
+      - If not set, the environment variable E(DOCKER_HOST) is used, then V(unix:///var/run/docker.sock).
+    type: str
+    aliases: [docker_url]
+  docker_timeout:
+    description:
+      - Seconds to wait for a Docker API request. Saving a large image streams for longer; this bounds each read.
+    type: int
+    default: 120
+  docker_tls:
+    description:
+      - Talk TLS to O(docker_host) without verifying the daemon's certificate unless O(docker_tls_verify) is set.
+      - If not set, the environment variable E(DOCKER_TLS) is used.
+    type: bool
+    default: false
+  docker_tls_verify:
+    description:
+      - Talk TLS to O(docker_host) and verify the daemon's certificate against O(docker_ca_path).
+      - If not set, the environment variable E(DOCKER_TLS_VERIFY) is used.
+    type: bool
+    default: false
+  docker_ca_path:
+    description:
+      - CA certificate that signed the daemon's certificate.
+    type: path
+  docker_client_cert:
+    description:
+      - Client certificate presented to the daemon.
+    type: path
+  docker_client_key:
+    description:
+      - Key of O(docker_client_cert).
+    type: path
+"""

@@ -1,0 +1,127 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2026, arvados.cluster contributors
+
+# This file is private to the arvados.cluster collection (the leading underscore says so): its
+# functions may change without notice and must not be used from outside the collection.
+"""Carry out planned actions against the cluster: upload or copy a collection, then links, updates, removals.
+
+Order is what keeps a failure harmless: a collection is saved before any link points at it, and it
+carries the image id as a property, so a run stopped in between finds it again and only adds links.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import typing as t
+
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import default_collection_name, keep_file_name
+from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
+    COPY,
+    CREATE_LINK,
+    DELETE_LINK,
+    HASH_LINK,
+    TRASH_COLLECTION,
+    UPDATE_COLLECTION,
+    UPLOAD,
+    Action,
+    DesiredImage,
+    new_collection_properties,
+)
+from ansible_collections.arvados.cluster.plugins.module_utils._upload import write_stream_to_keep
+
+LOCK_DIR = os.path.join("~", ".cache", "arvados-cluster", "locks")
+
+
+@contextlib.contextmanager
+def image_lock(image_id: str, lock_dir: str = LOCK_DIR) -> t.Iterator[None]:
+    """Hold a host-wide lock for one image id, so parallel runs for the same image upload it once."""
+    directory = os.path.expanduser(lock_dir)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    name = hashlib.sha256(image_id.encode("utf-8")).hexdigest()[:32]
+    with open(os.path.join(directory, f"{name}.lock"), "a", encoding="utf-8") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+class ActionRunner:
+    """Applies a plan for one image through an ArvadosClient; `collection_uuid` is the image's collection after it."""
+
+    def __init__(self, client: t.Any, desired: DesiredImage, open_image_stream: t.Optional[t.Callable[[], t.Any]] = None,
+                 collection_uuid: t.Optional[str] = None) -> None:
+        self.client = client
+        self.desired = desired
+        self.open_image_stream = open_image_stream
+        self.collection_uuid = collection_uuid
+        self.changed_uuids: t.List[str] = []
+
+    def run(self, actions: t.Sequence[Action]) -> None:
+        handlers = {
+            UPLOAD: self._upload, COPY: self._copy, CREATE_LINK: self._create_link, UPDATE_COLLECTION: self._update,
+            DELETE_LINK: self._delete_link, TRASH_COLLECTION: self._trash,
+        }
+        for action in actions:
+            handlers[action.kind](action)
+
+    def _api(self) -> t.Any:
+        return self.client.api
+
+    def _upload(self, _action: Action) -> None:
+        if self.open_image_stream is None:
+            raise ValueError("an upload needs the image's bytes, but no image source was opened")
+        stream = self.open_image_stream()
+        try:
+            manifest_text = write_stream_to_keep(
+                self.client.keep, stream, keep_file_name(self.desired.image_id), copies=self.desired.replication,
+                storage_classes=list(self.desired.storage_classes or []) or None, num_retries=self.client.options.num_retries,
+            )
+        finally:
+            stream.close()
+        self._save_new_collection(manifest_text)
+
+    def _copy(self, action: Action) -> None:
+        source = self.client.execute(self._api().collections().get(uuid=action.source))
+        self._save_new_collection(source["manifest_text"])
+
+    def _save_new_collection(self, manifest_text: str) -> None:
+        desired = self.desired
+        body: t.Dict[str, t.Any] = {
+            "owner_uuid": desired.project_uuid,
+            "name": desired.collection_name or default_collection_name(desired.repo_tag, desired.image_id),
+            "manifest_text": manifest_text,
+            "properties": new_collection_properties(desired),
+        }
+        if desired.replication is not None:
+            body["replication_desired"] = desired.replication
+        if desired.storage_classes is not None:
+            body["storage_classes_desired"] = list(desired.storage_classes)
+        request = self._api().collections().create(body={"collection": body}, ensure_unique_name=True, select=["uuid"])
+        self.collection_uuid = self.client.execute(request)["uuid"]
+        self.changed_uuids.append(self.collection_uuid)
+
+    def _create_link(self, action: Action) -> None:
+        head_uuid = action.target or self.collection_uuid
+        properties = {"image_timestamp": self.desired.image_timestamp} if self.desired.image_timestamp else {}
+        body = {
+            "owner_uuid": self.desired.project_uuid, "head_uuid": head_uuid, "link_class": action.link_class,
+            "name": action.link_name, "properties": properties,
+        }
+        self.client.execute(self._api().links().create(body={"link": body}))
+        if action.link_class == HASH_LINK:
+            self.collection_uuid = head_uuid
+
+    def _update(self, action: Action) -> None:
+        self.client.execute(self._api().collections().update(uuid=action.target, body={"collection": dict(action.changes)}, select=["uuid"]))
+        self.changed_uuids.append(action.target)
+
+    def _delete_link(self, action: Action) -> None:
+        self.client.execute(self._api().links().delete(uuid=action.target))
+
+    def _trash(self, action: Action) -> None:
+        self.client.execute(self._api().collections().trash(uuid=action.target))
+        self.changed_uuids.append(action.target)

@@ -1,0 +1,258 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2026, arvados.cluster contributors
+
+# This file is private to the arvados.cluster collection (the leading underscore says so): its
+# functions may change without notice and must not be used from outside the collection.
+"""Parse and normalise what users write to name a Docker image, and the names Arvados gives images.
+
+Pure code: no I/O, no Arvados or Docker SDK.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from dataclasses import dataclass
+
+DEFAULT_TAG = "latest"
+
+# A bare hex string shorter than this is taken as a repository name: `docker images` shows 12.
+MIN_BARE_ID_PREFIX = 12
+# After an explicit `sha256:` there is no clash with repository names, so shorter prefixes are fine.
+MIN_SHA256_ID_PREFIX = 4
+ID_HEX_LENGTH = 64
+MAX_NAME_LENGTH = 255
+
+_DEFAULT_DOMAIN = "docker.io"
+_LEGACY_DEFAULT_DOMAIN = "index.docker.io"
+_OFFICIAL_REPO_PREFIX = "library/"
+
+_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = re.compile(
+    r"(?:" + _DOMAIN_COMPONENT + r"(?:\." + _DOMAIN_COMPONENT + r")*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+)
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_HEX = re.compile(r"[0-9a-f]+")
+_PORTABLE_DATA_HASH = re.compile(r"[0-9a-f]{32}\+[0-9]+")
+
+
+class ImageRefError(ValueError):
+    """What the user wrote does not name a Docker image; the message names the option and the fix."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A normalised image reference: either `repo` and `tag`, or an image id (prefix)."""
+
+    repo: t.Optional[str] = None
+    tag: t.Optional[str] = None
+    image_id_prefix: t.Optional[str] = None
+
+    @property
+    def is_image_id(self) -> bool:
+        return self.image_id_prefix is not None
+
+    @property
+    def repo_tag(self) -> t.Optional[str]:
+        if self.repo is None:
+            return None
+        return f"{self.repo}:{self.tag}"
+
+    @property
+    def full_image_id(self) -> t.Optional[str]:
+        if self.image_id_prefix is None or len(self.image_id_prefix) != len("sha256:") + ID_HEX_LENGTH:
+            return None
+        return self.image_id_prefix
+
+
+def parse_image_ref(name: str, tag: t.Optional[str] = None) -> ImageRef:
+    """Parse the module's `name` and `tag` options into an ImageRef.
+
+    `name` is `repo`, `repo:tag`, `host[:port]/path/repo[:tag]`, an image id `sha256:<64 hex>`, or an
+    id prefix: `sha256:` and at least 4 hex digits, or at least 12 bare hex digits.
+    """
+    _check_text("name", name)
+    if tag is not None:
+        _check_tag("tag", tag)
+    _check_not_digest(name)
+    image_id_prefix = image_id_prefix_of(name)
+    if image_id_prefix is not None and not _is_hex_repo_with_tag(name, tag):
+        _check_no_tag_for_image_id(name, tag)
+        return ImageRef(image_id_prefix=image_id_prefix)
+    repo, name_tag = split_repo_tag(name)
+    if name_tag is not None:
+        _check_tag("name", name_tag)
+    return ImageRef(repo=normalise_repo(repo), tag=_merge_tags(name, name_tag, tag))
+
+
+def split_repo_tag(name: str) -> t.Tuple[str, t.Optional[str]]:
+    """Split `repo[:tag]` as Docker does: the tag follows the last `:` that has no `/` after it."""
+    repo, sep, name_tag = name.rpartition(":")
+    if not sep or "/" in name_tag:
+        return name, None
+    return repo, name_tag
+
+
+def image_id_prefix_of(name: str) -> t.Optional[str]:
+    """Return `sha256:<hex>` when `name` is an image id or id prefix, else None."""
+    if name.startswith("sha256:"):
+        return "sha256:" + _checked_id_hex(name[len("sha256:"):], MIN_SHA256_ID_PREFIX)
+    if MIN_BARE_ID_PREFIX <= len(name) <= ID_HEX_LENGTH and _HEX.fullmatch(name):
+        return "sha256:" + name
+    return None
+
+
+def normalise_repo(repo: str) -> str:
+    """Check a repository name against Docker's grammar and return its familiar form.
+
+    `docker.io/library/x` and `index.docker.io/library/x` become `x`, `docker.io/u/x` becomes `u/x`,
+    and `host:443/x` becomes `host/x`, as `docker pull` and arv-keepdocker store them.
+    """
+    _check_text("name", repo)
+    if len(repo) > MAX_NAME_LENGTH:
+        raise ImageRefError(f"name: repository name is longer than {MAX_NAME_LENGTH} characters: {repo!r}.")
+    domain, path = _split_domain(repo)
+    if domain is not None:
+        _check_domain(repo, domain)
+    _check_path(repo, path)
+    return _familiar_name(_without_https_port(domain), path)
+
+
+def _split_domain(repo: str) -> t.Tuple[t.Optional[str], str]:
+    """Split off a registry host the way Docker decides what the first path component is."""
+    first, sep, rest = repo.partition("/")
+    if not sep:
+        return None, repo
+    # Docker also takes `localhost` (which reads the same either way) and an upper-case first part
+    # for a host; here the latter gets the "use lowercase" error.
+    if not any(c in first for c in ".:"):
+        return None, repo
+    return first, rest
+
+
+def _without_https_port(domain: t.Optional[str]) -> t.Optional[str]:
+    # `docker pull host:443/x` lists the image as `host/x` afterwards (see arv-keepdocker).
+    if domain is not None and domain.endswith(":443"):
+        return domain[:-len(":443")]
+    return domain
+
+
+def _familiar_name(domain: t.Optional[str], path: str) -> str:
+    if domain == _LEGACY_DEFAULT_DOMAIN:
+        domain = _DEFAULT_DOMAIN
+    if domain is not None and domain != _DEFAULT_DOMAIN:
+        return f"{domain}/{path}"
+    if path.startswith(_OFFICIAL_REPO_PREFIX) and "/" not in path[len(_OFFICIAL_REPO_PREFIX):]:
+        return path[len(_OFFICIAL_REPO_PREFIX):]
+    return path
+
+
+def _check_text(field: str, value: t.Any) -> None:
+    if not isinstance(value, str):
+        raise ImageRefError(f"{field}: expected a string, got {type(value).__name__}.")
+    if value == "":
+        raise ImageRefError(f"{field}: must not be empty; give an image name such as 'repo:tag'.")
+    if any(c.isspace() for c in value):
+        raise ImageRefError(f"{field}: {value!r} contains whitespace; remove it.")
+
+
+def _check_tag(field: str, tag: str) -> None:
+    if tag == "":
+        raise ImageRefError(f"{field}: ':' must be followed by a tag; write 'repo:tag' or leave out the ':'.")
+    _check_text(field, tag)
+    if len(tag) > 128:
+        raise ImageRefError(f"{field}: the tag {tag[:20]!r}... is longer than 128 characters; use a shorter tag.")
+    if not _TAG.fullmatch(tag):
+        raise ImageRefError(
+            f"{field}: {tag!r} is not a valid tag; a tag starts with a letter, digit or '_' and holds only "
+            "letters, digits, '_', '.' and '-'."
+        )
+
+
+def _check_not_digest(name: str) -> None:
+    if "@" in name:
+        raise ImageRefError(
+            f"name: {name!r} is a digest reference; Arvados stores images by 'repo:tag' and image id, not by "
+            "registry digest. Give 'repo:tag' instead."
+        )
+
+
+def _checked_id_hex(hex_digits: str, minimum: int) -> str:
+    if hex_digits.lower() != hex_digits:
+        raise ImageRefError(f"name: image id 'sha256:{hex_digits}' must be lowercase; use lowercase hex digits.")
+    if not _HEX.fullmatch(hex_digits) or not minimum <= len(hex_digits) <= ID_HEX_LENGTH:
+        raise ImageRefError(
+            f"name: 'sha256:{hex_digits}' is not an image id; after 'sha256:' give {minimum} to {ID_HEX_LENGTH} "
+            "hex digits."
+        )
+    return hex_digits
+
+
+def _is_hex_repo_with_tag(name: str, tag: t.Optional[str]) -> bool:
+    # With a tag, bare hex is a repository name, so `name: x, tag: y` means the same as `name: x:y`.
+    return tag is not None and not name.startswith("sha256:")
+
+
+def _check_no_tag_for_image_id(name: str, tag: t.Optional[str]) -> None:
+    if tag is not None:
+        raise ImageRefError(
+            f"tag: name {name!r} is an image id, which has no tag; leave out tag or give a repository name."
+        )
+
+
+def _check_domain(repo: str, domain: str) -> None:
+    if not _DOMAIN.fullmatch(domain):
+        raise ImageRefError(f"name: {domain!r} in {repo!r} is not a valid registry host[:port].")
+
+
+def _check_path(repo: str, path: str) -> None:
+    if path.lower() != path:
+        raise ImageRefError(f"name: repository name {repo!r} must be lowercase; use {repo.lower()!r}.")
+    for component in path.split("/"):
+        if not _PATH_COMPONENT.fullmatch(component):
+            raise ImageRefError(
+                f"name: {repo!r} is not a valid repository name; each '/'-separated part holds lowercase letters "
+                "and digits, separated by '.', '_', '__' or dashes."
+            )
+
+
+def _merge_tags(name: str, name_tag: t.Optional[str], tag: t.Optional[str]) -> str:
+    if name_tag is not None and tag is not None and name_tag != tag:
+        raise ImageRefError(
+            f"name {name!r} includes tag {name_tag!r} but option tag is {tag!r}; give the tag in only one of "
+            "name and tag, or make them the same."
+        )
+    return name_tag or tag or DEFAULT_TAG
+
+
+def keep_file_name(image_id: str) -> str:
+    """The file name an image's `docker save` tarball has in its collection: `sha256:<hex>.tar`."""
+    hex_digits = image_id[len("sha256:"):] if image_id.startswith("sha256:") else image_id
+    if len(hex_digits) != ID_HEX_LENGTH or not _HEX.fullmatch(hex_digits):
+        raise ValueError(f"not a full image id: {image_id!r}")
+    return f"sha256:{hex_digits}.tar"
+
+
+def default_collection_name(repo_tag: t.Optional[str], image_id: str) -> str:
+    """The collection name arv-keepdocker gives an image (sdk/python/arvados/commands/keepdocker.py)."""
+    if repo_tag:
+        return f"Docker image {repo_tag.replace('/', ' ')} {image_id[:12]}"
+    return f"Docker image {image_id[:12]}"
+
+
+def is_portable_data_hash(text: str) -> bool:
+    """Whether `text` is a portable data hash such as `d41d8cd98f00b204e9800998ecf8427e+0`."""
+    return isinstance(text, str) and _PORTABLE_DATA_HASH.fullmatch(text) is not None
+
+
+def split_container_image(container_image: str) -> t.Tuple[str, str]:
+    """Split a container request's `container_image` as the API server does: at the FIRST `:`.
+
+    services/api/app/models/collection.rb (find_all_for_docker_image): `host:5000/repo` becomes term
+    `host`, tag `5000/repo`; `repo:` keeps the empty tag; only a string without `:` gets `latest`.
+    """
+    term, sep, tag = container_image.partition(":")
+    if not sep:
+        return container_image, DEFAULT_TAG
+    return term, tag

@@ -1,0 +1,149 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2026, arvados.cluster contributors
+
+# This file is private to the arvados.cluster collection (the leading underscore says so): its
+# functions may change without notice and must not be used from outside the collection.
+"""Desired image state + what the project and the cluster hold -> the ordered actions that converge them.
+
+Pure code: plain data in, plain data out, so every decision is unit-tested without a client.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
+    HASH_LINK_CLASS as HASH_LINK,
+    IMAGE_ID_PROPERTY,
+    REPO_TAG_PROPERTY,
+    REPO_TAG_LINK_CLASS as REPO_TAG_LINK,
+    ImageCollection,
+    ImageHoldings,
+    ImageLink,
+    LinkKey,
+)
+
+
+
+@dataclass(frozen=True)
+class DesiredImage:
+    """What the task declares: this image id, tagged `repo_tag`, stored in `project_uuid`."""
+
+    image_id: str
+    repo_tag: t.Optional[str]
+    project_uuid: str
+    image_timestamp: t.Optional[str] = None
+    collection_name: t.Optional[str] = None
+    properties: t.Mapping[str, t.Any] = field(default_factory=dict)
+    replication: t.Optional[int] = None
+    storage_classes: t.Optional[t.Sequence[str]] = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to the cluster. `target` is the collection uuid it concerns, or None for a new one."""
+
+    kind: str
+    description: str
+    target: t.Optional[str] = None
+    source: t.Optional[str] = None
+    link_class: t.Optional[str] = None
+    link_name: t.Optional[str] = None
+    changes: t.Mapping[str, t.Any] = field(default_factory=dict)
+
+
+UPLOAD = "upload"
+COPY = "copy"
+CREATE_LINK = "create_link"
+UPDATE_COLLECTION = "update_collection"
+DELETE_LINK = "delete_link"
+TRASH_COLLECTION = "trash_collection"
+
+
+def wanted_links(desired: DesiredImage) -> t.List[t.Tuple[str, str]]:
+    """The (link_class, name) pairs the project must hold for the image, hash link first."""
+    links = [(HASH_LINK, desired.image_id)]
+    if desired.repo_tag:
+        links.append((REPO_TAG_LINK, desired.repo_tag))
+    return links
+
+
+def new_collection_properties(desired: DesiredImage) -> t.Dict[str, t.Any]:
+    """Properties of a collection this module creates: the declared ones plus the image's identity."""
+    properties = dict(desired.properties)
+    properties[IMAGE_ID_PROPERTY] = desired.image_id
+    if desired.repo_tag:
+        properties[REPO_TAG_PROPERTY] = desired.repo_tag
+    return properties
+
+
+def plan_present(desired: DesiredImage, holdings: ImageHoldings) -> t.List[Action]:
+    """Actions that make the project hold the image with both links and the declared attributes."""
+    if desired.force or holdings.in_project is None:
+        return _plan_new_collection(desired, holdings)
+    collection = holdings.in_project
+    actions = _missing_link_actions(desired, collection.uuid, holdings.project_links)
+    changes = attribute_changes(desired, collection)
+    if changes:
+        actions.append(Action(UPDATE_COLLECTION, f"update {', '.join(sorted(changes))} of collection {collection.uuid}",
+                              target=collection.uuid, changes=changes))
+    return actions
+
+
+def _plan_new_collection(desired: DesiredImage, holdings: ImageHoldings) -> t.List[Action]:
+    source = holdings.readable_elsewhere if not desired.force else None
+    if source is not None:
+        first = Action(COPY, f"copy collection {source.uuid} ({source.portable_data_hash}) into project {desired.project_uuid}"
+                       " without uploading", source=source.uuid)
+    else:
+        reason = "forced upload" if desired.force else "not in the cluster"
+        first = Action(UPLOAD, f"upload image {desired.image_id} into project {desired.project_uuid} ({reason})")
+    return [first] + _missing_link_actions(desired, None, frozenset())
+
+
+def _missing_link_actions(desired: DesiredImage, collection_uuid: t.Optional[str], links: t.AbstractSet[LinkKey]) -> t.List[Action]:
+    present = {(link_class, name) for link_class, name, head_uuid in links if head_uuid == collection_uuid}
+    where = f"collection {collection_uuid}" if collection_uuid else "the new collection"
+    return [
+        Action(CREATE_LINK, f"create {link_class} link {name!r} to {where}", target=collection_uuid, link_class=link_class, link_name=name)
+        for link_class, name in wanted_links(desired)
+        if (link_class, name) not in present
+    ]
+
+
+def attribute_changes(desired: DesiredImage, collection: ImageCollection) -> t.Dict[str, t.Any]:
+    """Declared collection attributes that differ from the stored ones, as an update body."""
+    changes: t.Dict[str, t.Any] = {}
+    merged = dict(collection.properties)
+    merged.update(desired.properties)
+    if merged != dict(collection.properties):
+        changes["properties"] = merged
+    if desired.collection_name is not None and desired.collection_name != collection.name:
+        changes["name"] = desired.collection_name
+    if desired.replication is not None and desired.replication != collection.replication_desired:
+        changes["replication_desired"] = desired.replication
+    if desired.storage_classes is not None and list(desired.storage_classes) != list(collection.storage_classes_desired):
+        changes["storage_classes_desired"] = list(desired.storage_classes)
+    return changes
+
+
+def plan_absent(repo_tag_links: t.Sequence[ImageLink], other_tags: t.Mapping[str, int], purge: bool) -> t.List[Action]:
+    """Actions that remove the project's links for an image and, with `purge`, its untagged collections.
+
+    `repo_tag_links` are the project's links to remove; `other_tags` counts, per collection, the
+    repo+tag links that stay on it, so a collection still tagged otherwise is never trashed.
+    """
+    actions = [
+        Action(DELETE_LINK, f"delete {link.link_class} link {link.name!r} ({link.uuid}) from collection {link.head_uuid}",
+               target=link.uuid, link_class=link.link_class, link_name=link.name)
+        for link in repo_tag_links
+    ]
+    if purge:
+        heads = sorted({link.head_uuid for link in repo_tag_links})
+        actions.extend(
+            Action(TRASH_COLLECTION, f"trash collection {head}, which carries no other tag", target=head)
+            for head in heads if not other_tags.get(head)
+        )
+    return actions
