@@ -110,7 +110,7 @@ functional: deps venv
 # Integration targets reach the emulator, dockerd and registry through integration_config.yml.
 integration: deps venv stage
 	@rm -rf $(SERVICES) && mkdir -p $(SERVICES)
-	@trap '$(MAKE) services-down' EXIT; \
+	@trap '$(MAKE) -C $(ROOT) services-down' EXIT; \
 	$(VENV)/bin/python tests/harness/emulator.py up --data-dir $(SERVICES)/emulator > $(SERVICES)/emulator.json; \
 	$(VENV)/bin/python tests/harness/docker_env.py up --state-dir $(SERVICES)/docker > $(SERVICES)/docker.json; \
 	$(VENV)/bin/python tests/harness/integration_config.py --emulator $(SERVICES)/emulator.json \

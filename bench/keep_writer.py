@@ -1,6 +1,6 @@
 """Wall time and peak memory of writing one image-sized file to Keep: our stream writer against arv-put.
 
-    .venv/bin/python bench/keep_writer.py [--size-mb 400] [--blocks-in-flight 2 [3 ...]] [--json FILE]
+    .venv/bin/python bench/keep_writer.py [--size-mb 400] [--blocks-in-flight 2 [3 ...]] [--rounds 3] [--json FILE]
 
 Each upload runs in a process of its own against a fresh emulator (so no run finds blocks another run
 stored), reading the same file from the page cache. Both end with a saved collection, and their portable
@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,8 @@ def measure_on_fresh_emulator(name: str, command: list[str], workdir: pathlib.Pa
     workdir.mkdir(parents=True)
     (workdir / "home").mkdir()
     emulator = start_emulator(workdir / "emulator")
+    # Earlier runs' blocks are still being written back to disk; let that finish outside the measurement.
+    os.sync()
     try:
         result = run_measured(command, client_environment(emulator, workdir / "home"), workdir)
     finally:
@@ -123,16 +126,31 @@ def portable_data_hash_printed(stdout: str) -> str:
     return last_line
 
 
-def report_line(result: dict[str, t.Any], size: int) -> str:
-    megabytes_per_second = size / 1e6 / result["wall_seconds"]
-    return (f"{result['name']:<34} wall {result['wall_seconds']:6.2f} s  {megabytes_per_second:6.1f} MB/s  "
-            f"peak RSS {result['peak_rss_kib'] / 1024:6.1f} MiB ({result['peak_rss_kib'] * 1024 / 1e6:6.1f} MB)")
+def summarize(runs: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """Median and spread of one contestant's wall times, and its highest peak RSS."""
+    walls = [run["wall_seconds"] for run in runs]
+    return {
+        "name": runs[0]["name"],
+        "wall_seconds_median": statistics.median(walls),
+        "wall_seconds_min": min(walls),
+        "wall_seconds_max": max(walls),
+        "peak_rss_kib": max(run["peak_rss_kib"] for run in runs),
+        "portable_data_hash": runs[0]["portable_data_hash"],
+    }
+
+
+def report_line(summary: dict[str, t.Any], size: int) -> str:
+    megabytes_per_second = size / 1e6 / summary["wall_seconds_median"]
+    return (f"{summary['name']:<36} wall {summary['wall_seconds_median']:5.2f} s median "
+            f"({summary['wall_seconds_min']:.2f}-{summary['wall_seconds_max']:.2f}), {megabytes_per_second:5.1f} MB/s; "
+            f"peak RSS {summary['peak_rss_kib'] / 1024:5.1f} MiB ({summary['peak_rss_kib'] * 1024 / 1e6:5.1f} MB)")
 
 
 def parse_arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=400, help="file size in decimal megabytes (default 400)")
     parser.add_argument("--blocks-in-flight", type=int, nargs="+", default=[2], help="our writer's settings to measure (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="measure every contestant this many times, interleaved (default 3)")
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here as JSON")
     return parser.parse_args(argv)
 
@@ -147,16 +165,17 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         contestants = [(f"arvados.cluster writer (in flight {count})", our_writer_command(source, file_name, count))
                        for count in arguments.blocks_in_flight]
         contestants.append(("arv-put", arv_put_command(source, file_name)))
-        results = [measure_on_fresh_emulator(name, command, scratch_dir / f"run-{index}")
-                   for index, (name, command) in enumerate(contestants)]
-    print(f"{arguments.size_mb} MB file, {os.cpu_count()} CPUs, emulator on the same machine")
-    for result in results:
-        print(report_line(result, size))
-    same_hash = len({result["portable_data_hash"] for result in results}) == 1
-    print(f"portable data hashes {'agree' if same_hash else 'DIFFER'}: {results[-1]['portable_data_hash']}")
+        runs = [measure_on_fresh_emulator(name, command, scratch_dir / f"round-{round_number}-{index}")
+                for round_number in range(arguments.rounds)
+                for index, (name, command) in enumerate(contestants)]
+    summaries = [summarize([run for run in runs if run["name"] == name]) for name, _command in contestants]
+    print(f"{arguments.size_mb} MB file, {arguments.rounds} rounds, {os.cpu_count()} CPUs, emulator on the same machine")
+    for summary in summaries:
+        print(report_line(summary, size))
+    same_hash = len({run["portable_data_hash"] for run in runs}) == 1
+    print(f"portable data hashes {'agree' if same_hash else 'DIFFER'}: {runs[-1]['portable_data_hash']}")
     if arguments.json:
-        summary = [{key: result[key] for key in ("name", "wall_seconds", "peak_rss_kib", "portable_data_hash")} for result in results]
-        arguments.json.write_text(json.dumps({"size_bytes": size, "results": summary}, indent=2) + "\n")
+        arguments.json.write_text(json.dumps({"size_bytes": size, "rounds": arguments.rounds, "results": summaries}, indent=2) + "\n")
     return 0 if same_hash else 1
 
 

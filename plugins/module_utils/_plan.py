@@ -25,7 +25,6 @@ from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
 )
 
 
-
 @dataclass(frozen=True)
 class DesiredImage:
     """What the task declares: this image id, tagged `repo_tag`, stored in `project_uuid`."""

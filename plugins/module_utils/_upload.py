@@ -216,7 +216,8 @@ class BlockUploads:
     def _write_block(self, block_index: int, block: bytes) -> None:
         try:
             locator = self._put_block(block)
-        except Exception as error:
+        # Whatever ends the PUT must reach the reading thread, or it would wait for this one forever.
+        except BaseException as error:
             self._record_failure(block_index, len(block), error)
         else:
             self._record_locator(block_index, len(block), locator)
@@ -228,7 +229,7 @@ class BlockUploads:
             self._running -= 1
             self._changed.notify_all()
 
-    def _record_failure(self, block_index: int, block_length: int, error: Exception) -> None:
+    def _record_failure(self, block_index: int, block_length: int, error: BaseException) -> None:
         with self._changed:
             self._running -= 1
             if self._failure is None:

@@ -21,7 +21,7 @@ description:
   - With O(state=absent), removes the project's tag links and, with O(purge=true), trashes the collections
     left without a tag.
 author:
-  - arvados.cluster contributors
+  - arvados.cluster contributors (@arvados)
 requirements:
   - arvados-python-client >= 3.2.1
   - docker >= 7.1.0 (for O(source=local) and O(source=pull))
@@ -123,7 +123,7 @@ options:
     type: bool
     default: false
 notes:
-  - Two runs for the same image on one host upload it once: an upload holds a lock in
+  - Two runs for the same image on one host upload it once, because an upload holds a lock in
     C(~/.cache/arvados-cluster/locks) on the host that runs the module.
   - A run killed during an upload leaves no link behind; the next run finds a collection it saved by the
     C(docker-image-id) property and only adds its links.
@@ -390,8 +390,8 @@ class DockerImageTask:
                 raise
             identity = self.identity_from_cluster()
             if identity is None:
-                raise ImageSourceError(f"{exc} The cluster does not hold {self.ref.repo_tag} either.") from None
-            self.module.warn(f"{exc} Using the image the cluster already holds for {self.ref.repo_tag}: {identity.image_id}.")
+                raise ImageSourceError(f"{exc}; the cluster does not hold {self.ref.repo_tag} either") from None
+            self.module.warn(f"{exc}. Using the image the cluster already holds for {self.ref.repo_tag}: {identity.image_id}.")
             return None, identity
 
     def image_source(self) -> t.Any:

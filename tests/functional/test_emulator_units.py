@@ -345,3 +345,10 @@ def test_trash_covers_everything_inside_a_trashed_project():
 def test_admin_can_do_anything():
     access = Access(ALICE, True, {}, frozenset())
     assert access.can("manage", "zzzzz-4zz18-xxxxxxxxxxxxxxx", BOB)
+
+
+def test_long_in_lists_work_past_sqlites_variable_limit(table):
+    wanted = [f"zzzzz-4zz18-{number:015d}" for number in range(1, 40001)]
+    assert matching(table, [["uuid", "in", wanted]]) == ["1", "2", "3"]
+    assert matching(table, [["uuid", "not in", wanted]]) == []
+    assert matching(table, [["name", "not in", [f"x{number}" for number in range(200)]]]) == ["1", "2", "3"]

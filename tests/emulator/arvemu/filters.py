@@ -18,6 +18,7 @@ JSONB_TYPES = (JSONB_HASH, JSONB_ARRAY)
 _ORDERABLE_ATTR = re.compile(r"^[a-z][_a-z0-9]+$")
 _EXPRESSION = re.compile(r"^ *\( *(\w+) *(<=?|>=?|=) *(\w+) *\) *$")
 _TRUE_WORDS = ("1", "t", "true", "y", "yes")
+LONG_LIST = 100
 _FALSE_WORDS = ("0", "f", "false", "n", "no")
 _MODEL_CLASSES = (
     "ApiClientAuthorization", "AuthorizedKey", "Collection", "Container", "ContainerRequest", "Credential",
@@ -284,12 +285,16 @@ class FilterCompiler:
         elif kind == BOOLEAN:
             values = [int(element) if isinstance(element, bool) else element for element in values]
         values = [json.dumps(element) if isinstance(element, (list, dict)) else element for element in values]
-        marks = ", ".join("?" for element in values) or "NULL"
         quoted = _quote(column)
-        sql = f"{quoted} {operator.upper()} ({marks})"
+        if len(values) > LONG_LIST:
+            # One JSON parameter instead of thousands keeps clear of SQLite's limit on bound variables.
+            members, params = "SELECT value FROM json_each(?)", [json.dumps(values)]
+        else:
+            members, params = ", ".join("?" for element in values) or "NULL", values
+        sql = f"{quoted} {operator.upper()} ({members})"
         if operator == "not in" and None not in values:
             sql = f"({sql} OR {quoted} IS NULL)"
-        return Condition(sql, values)
+        return Condition(sql, params)
 
     def _compile_is_a(self, column: str, operand: t.Any) -> Condition:
         kinds = operand if isinstance(operand, list) else [operand]

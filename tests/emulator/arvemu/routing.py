@@ -24,6 +24,13 @@ from .users import KeepServiceService, TokenService, UserService
 LOG = logging.getLogger("arvemu.api")
 Handler = t.Callable[[Caller, dict, dict], dict]
 _REQUEST_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+MAX_REQUEST_SIZE = 128 * 1024 * 1024
+
+
+class ApiRequest(Request):
+    """Long queries arrive as form bodies (method override); allow them as large as the real controller does."""
+    max_form_memory_size = MAX_REQUEST_SIZE
+    max_form_parts = 100000
 
 
 def new_request_id() -> str:
@@ -119,7 +126,7 @@ class ApiApp:
         ]
 
     def __call__(self, environ: dict, start_response: t.Callable) -> t.Iterable[bytes]:
-        request = Request(environ)
+        request = ApiRequest(environ)
         request_id = request.headers.get("X-Request-Id") or new_request_id()
         try:
             response = self.dispatch(request, request_id)

@@ -254,6 +254,15 @@ def test_failed_put_raises_with_bytes_written_and_stops_reading():
     assert len(put_calls) == 3
 
 
+def test_any_exception_ending_a_put_is_reported_not_waited_for():
+    def put_block(block):
+        raise SystemExit("worker ended")
+
+    with pytest.raises(KeepUploadError, match="worker ended") as raised:
+        write_stream(put_block, io.BytesIO(payload_of(2 * BLOCK)), "x", block_size=BLOCK)
+    assert raised.value.bytes_written == 0
+
+
 def test_failure_is_raised_without_waiting_for_other_puts():
     release_first = threading.Event()
     payload = payload_of(3 * BLOCK)
