@@ -40,6 +40,11 @@ def link(link_class, name, head="zzzzz-4zz18-000000000000001", uuid="zzzzz-o0j2j
     return ImageLink(uuid=uuid, link_class=link_class, name=name, head_uuid=head, owner_uuid=PROJECT, created_at=CREATED)
 
 
+def project_links(*links):
+    """The project's links as the plan sees them: (link_class, name, head_uuid)."""
+    return frozenset((one.link_class, one.name, one.head_uuid) for one in links)
+
+
 def kinds(actions):
     return [(action.kind, action.link_class) for action in actions]
 
@@ -59,19 +64,19 @@ def test_image_readable_elsewhere_is_copied_not_uploaded():
 
 
 def test_image_in_project_with_both_links_needs_nothing():
-    holdings = ImageHoldings(in_project=collection(), project_links=[link(HASH_LINK, IMAGE_ID), link(REPO_TAG_LINK, "tiny:1.0")])
+    holdings = ImageHoldings(in_project=collection(), project_links=project_links(link(HASH_LINK, IMAGE_ID), link(REPO_TAG_LINK, "tiny:1.0")))
     assert plan_present(DESIRED, holdings) == []
 
 
 def test_only_the_missing_link_is_repaired():
-    holdings = ImageHoldings(in_project=collection(), project_links=[link(HASH_LINK, IMAGE_ID)])
+    holdings = ImageHoldings(in_project=collection(), project_links=project_links(link(HASH_LINK, IMAGE_ID)))
     actions = plan_present(DESIRED, holdings)
     assert kinds(actions) == [(CREATE_LINK, REPO_TAG_LINK)]
     assert actions[0].target == "zzzzz-4zz18-000000000000001"
 
 
 def test_links_to_another_collection_do_not_count():
-    holdings = ImageHoldings(in_project=collection(), project_links=[link(HASH_LINK, IMAGE_ID, head="zzzzz-4zz18-000000000000009")])
+    holdings = ImageHoldings(in_project=collection(), project_links=project_links(link(HASH_LINK, IMAGE_ID, head="zzzzz-4zz18-000000000000009")))
     assert kinds(plan_present(DESIRED, holdings)) == [(CREATE_LINK, HASH_LINK), (CREATE_LINK, REPO_TAG_LINK)]
 
 
@@ -83,7 +88,7 @@ def test_collection_left_without_links_by_an_interrupted_run_only_gets_links():
 
 def test_force_uploads_even_when_present():
     desired = DesiredImage(image_id=IMAGE_ID, repo_tag="tiny:1.0", project_uuid=PROJECT, force=True)
-    holdings = ImageHoldings(in_project=collection(), project_links=[link(HASH_LINK, IMAGE_ID), link(REPO_TAG_LINK, "tiny:1.0")],
+    holdings = ImageHoldings(in_project=collection(), project_links=project_links(link(HASH_LINK, IMAGE_ID), link(REPO_TAG_LINK, "tiny:1.0")),
                              readable_elsewhere=collection(uuid="zzzzz-4zz18-00000000000000e", owner=ELSEWHERE))
     assert kinds(plan_present(desired, holdings))[0] == (UPLOAD, None)
 
@@ -98,7 +103,7 @@ def test_declared_attributes_are_enforced_in_place():
                         replication_desired=None, storage_classes_desired=("default",))
     desired = DesiredImage(image_id=IMAGE_ID, repo_tag="tiny:1.0", project_uuid=PROJECT, collection_name="tiny image",
                            properties={"b": 2}, replication=3, storage_classes=["archive"])
-    holdings = ImageHoldings(in_project=stored, project_links=[link(HASH_LINK, IMAGE_ID), link(REPO_TAG_LINK, "tiny:1.0")])
+    holdings = ImageHoldings(in_project=stored, project_links=project_links(link(HASH_LINK, IMAGE_ID), link(REPO_TAG_LINK, "tiny:1.0")))
     actions = plan_present(desired, holdings)
     assert kinds(actions) == [(UPDATE_COLLECTION, None)]
     assert actions[0].changes == {
