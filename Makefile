@@ -128,7 +128,7 @@ lint: venv stage
 
 # Documentation: markup lint, and every plugin's ansible-doc page renders.
 docs: venv stage
-	cd $(STAGE) && $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
+	cd $(STAGE) && PATH=$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
 	$(VENV)/bin/python tests/harness/doc_pages.py --collections-path $(STAGE_ROOT) --ansible-doc $(VENV)/bin/ansible-doc
 
 build-collection: venv stage

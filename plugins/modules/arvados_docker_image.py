@@ -128,8 +128,6 @@ notes:
   - A run killed during an upload leaves no link behind; the next run finds a collection it saved by the
     C(docker-image-id) property and only adds its links.
 seealso:
-  - plugin: arvados.cluster.arvados_docker_image
-    plugin_type: lookup
   - name: arv-keepdocker
     description: The Arvados command-line tool this module replaces.
     link: https://doc.arvados.org/user/topics/arv-docker.html
