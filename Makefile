@@ -138,8 +138,8 @@ build-collection: venv stage
 
 # ---- demo and benchmarks -------------------------------------------------------------------------------
 
-demo: deps venv
-	@echo "the demo needs the arvados_docker_image module, which is not built yet"
+demo: deps venv stage
+	$(VENV)/bin/python demo/run.py --collections-path $(STAGE_ROOT)
 
 bench: deps venv
 	@echo "the benchmark harness arrives with the arvados_docker_image module"

@@ -823,7 +823,8 @@ class LocalDaemonSource:
     """An image the Docker daemon holds, by ``repo:tag`` or id. ``client`` is a ``docker.DockerClient`` or its
     ``.api``; ``platform`` (os/arch[/variant]) picks one image of a multi-platform one on the containerd store.
 
-    The stream is ``docker save`` as the daemon sends it, read chunk by chunk.
+    The stream is ``docker save`` of the image id as the daemon sends it, read chunk by chunk: saving by id, as
+    arv-keepdocker does, gives the same bytes and so the same portable data hash as its uploads.
     """
 
     def __init__(self, client: t.Any, ref: str, platform: str | None = None) -> None:
@@ -832,6 +833,7 @@ class LocalDaemonSource:
         self.platform = platform
         self._api = _low_level_api(client)
         self._identity: ImageIdentity | None = None
+        self._inspected: dict | None = None
 
     def identify(self) -> ImageIdentity:
         if self._identity is None:
@@ -840,12 +842,14 @@ class LocalDaemonSource:
         return self._identity
 
     def open_stream(self) -> t.BinaryIO:
-        response = _open_saved_image(self._api, self.ref, self._wanted_platform())
+        response = _open_saved_image(self._api, self._inspect()["Id"], self._wanted_platform())
         return open_chunk_stream(_response_chunks(response, self.ref), on_close=response.close)
 
     def _inspect(self) -> dict:
-        with _daemon_errors("inspect", self.ref):
-            return self._api.inspect_image(self.ref)
+        if self._inspected is None:
+            with _daemon_errors("inspect", self.ref):
+                self._inspected = self._api.inspect_image(self.ref)
+        return self._inspected
 
     def _wanted_platform(self) -> tuple[str, str, str | None] | None:
         return parse_platform(self.platform) if self.platform else None
@@ -912,6 +916,7 @@ class PullSource(LocalDaemonSource):
         if self.policy == "always" or not self._present():
             self._pull()
             self.pulled = True
+            self._inspected = None  # the pull may have moved the tag to another image
         self._pull_settled = True
 
     def _present(self) -> bool:

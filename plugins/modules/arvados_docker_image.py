@@ -74,6 +74,7 @@ options:
     description:
       - With O(source=pull), V(missing) pulls only when the daemon lacks O(name); V(always) pulls every time.
       - A pull alone never makes the task C(changed); only a change in the cluster does.
+      - In check mode nothing is pulled; the image the daemon already has, or else the cluster's, stands in.
     type: str
     choices: [always, missing]
     default: missing
@@ -245,6 +246,11 @@ resolves_to:
     message:
       description: Why the server picks it, in words.
       type: str
+pulled:
+  description: Whether the image was pulled from its registry (O(source=pull)). A pull alone does not make the task changed.
+  returned: when state is present
+  type: bool
+  sample: false
 diff:
   description: Before and after, with C(--diff).
   returned: when diff mode is on
@@ -364,6 +370,10 @@ class DockerImageTask:
 
     def ensure_present(self, project_uuid: str) -> None:
         source, identity = self.identify()
+        self.result["pulled"] = bool(getattr(source, "pulled", False))
+        if identity is None:
+            self.result.update(changed=True, image_id=None, actions=[f"pull {self.ref.repo_tag} and store it in project {project_uuid}"])
+            return
         self.result["image_id"] = identity.image_id
         self.check_image_format()
         desired = self.desired_image(identity, project_uuid)
@@ -378,18 +388,24 @@ class DockerImageTask:
             runner = self.apply(actions, desired, source, holdings)
         self.report_present(desired, holdings, actions, runner, before, choice_inputs)
 
-    def identify(self) -> tuple[t.Any, ImageIdentity]:
-        """The image's id and creation time, from its source, or from the cluster when the daemon cannot say."""
+    def identify(self) -> tuple[t.Any, ImageIdentity | None]:
+        """The image's id and creation time, from its source, or from the cluster when the daemon cannot say.
+
+        None only in check mode, for an image that would be pulled and that neither the daemon nor the cluster has.
+        """
         source = self.image_source()
         try:
             return source, source.identify()
         except (DaemonUnavailable, ImageNotFound) as exc:
-            if self.params["source"] != "local" or not self.ref.repo_tag:
+            if not self.ref.repo_tag or self.params["source"] == "archive":
                 raise
             identity = self.identity_from_cluster()
+            if identity is None and isinstance(source, _CheckModePull):
+                return source, None
             if identity is None:
                 raise ImageSourceError(f"{exc}; the cluster does not hold {self.ref.repo_tag} either") from None
-            self.module.warn(f"{exc}. Using the image the cluster already holds for {self.ref.repo_tag}: {identity.image_id}.")
+            if not isinstance(source, _CheckModePull):
+                self.module.warn(f"{exc}. Using the image the cluster already holds for {self.ref.repo_tag}: {identity.image_id}.")
             return None, identity
 
     def image_source(self) -> t.Any:
@@ -400,6 +416,8 @@ class DockerImageTask:
         if kind == "pull":
             if not self.ref.repo_tag:
                 raise ImageRefError(f"name: source: pull needs a repository name, not the image id {reference}")
+            if self.module.check_mode:
+                return _CheckModePull(self.params, reference)
             return PullSource(docker_client(self.params), reference, policy=self.params["pull"], platform=self.params["platform"])
         return _LazyDaemonSource(self.params, reference)
 
@@ -569,7 +587,7 @@ class _LazyDaemonSource:
 
     def _daemon_source(self) -> LocalDaemonSource:
         if self._source is None:
-            self._source = LocalDaemonSource(docker_client(self.params), self.reference)
+            self._source = LocalDaemonSource(docker_client(self.params), self.reference, platform=self.params.get("platform"))
         return self._source
 
     def identify(self) -> ImageIdentity:
@@ -577,6 +595,10 @@ class _LazyDaemonSource:
 
     def open_stream(self) -> t.Any:
         return self._daemon_source().open_stream()
+
+
+class _CheckModePull(_LazyDaemonSource):
+    """In check mode nothing is pulled: the image the daemon already has stands in for the registry's."""
 
 
 class _no_lock:

@@ -12,9 +12,13 @@ import pathlib
 import yaml
 
 
+HARNESS_DIR = pathlib.Path(__file__).resolve().parent
+
+
 def integration_variables(emulator: dict, docker: dict) -> dict:
     """The variables every integration target may use."""
     return {
+        "harness_dir": str(HARNESS_DIR),
         "arvados_api_host": emulator["api_host"],
         "arvados_api_token": emulator["api_token"],
         "arvados_api_insecure": bool(emulator.get("insecure", True)),
