@@ -141,8 +141,12 @@ build-collection: venv stage
 demo: deps venv stage
 	$(VENV)/bin/python demo/run.py --collections-path $(STAGE_ROOT)
 
-bench: deps venv
-	@echo "the benchmark harness arrives with the arvados_docker_image module"
+BENCH_SIZE_MB ?= 400
+BENCH_ROUNDS ?= 3
+# The module against arv-keepdocker on the same emulator and dockerd; writes bench/RESULTS.md.
+bench: deps venv stage
+	$(VENV)/bin/python bench/module_vs_keepdocker.py --size-mb $(BENCH_SIZE_MB) --rounds $(BENCH_ROUNDS) \
+	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS.md --json $(BUILD)/bench.json
 
 clean:
 	-$(MAKE) services-down
