@@ -135,15 +135,24 @@ seealso:
 """
 
 EXAMPLES = r"""
+# The examples use these variables: images_project_uuid (a project the token can write, such as
+# zzzzz-j7d0g-0123456789abcde), images_registry (a registry host, such as registry.example:5000) and
+# images_archive (the path of a `docker save` archive on the host that runs the module).
+
 - name: Store the image tiny:1.0 from the local Docker daemon in a project
   arvados.cluster.arvados_docker_image:
     name: tiny
     tag: "1.0"
-    project_uuid: zzzzz-j7d0g-0123456789abcde
+    project_uuid: "{{ images_project_uuid }}"
+  register: tiny
 
-- name: Pull an image from a registry and store it
+- name: Show the portable data hash to put in container requests
+  ansible.builtin.debug:
+    msg: "container_image: {{ tiny.portable_data_hash }}"
+
+- name: Pull an image from a registry, then store it
   arvados.cluster.arvados_docker_image:
-    name: registry.example:5000/team/bwa:0.7.17
+    name: "{{ images_registry }}/team/bwa:0.7.17"
     source: pull
     pull: missing
     platform: linux/amd64
@@ -152,20 +161,22 @@ EXAMPLES = r"""
   arvados.cluster.arvados_docker_image:
     name: tiny:1.0
     source: archive
-    archive_path: /srv/images/tiny.tar
+    archive_path: "{{ images_archive }}"
+    project_uuid: "{{ images_project_uuid }}"
     properties:
       team: genomics
-    replication: 3
+    replication: 2
 
-- name: Connection options once for every Arvados task of a play
+- name: Set the connection once for every Arvados task of a block
   module_defaults:
     group/arvados.cluster.arvados:
       api_host: "{{ arvados_api_host }}"
       api_token: "{{ arvados_api_token }}"
   block:
-    - name: Remove the tag and trash the collection it left untagged
+    - name: Remove the tag and trash the collection left without one
       arvados.cluster.arvados_docker_image:
         name: tiny:1.0
+        project_uuid: "{{ images_project_uuid }}"
         state: absent
         purge: true
 """

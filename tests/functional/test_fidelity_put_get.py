@@ -1,11 +1,9 @@
 """Upstream arv-put then arv-get against the emulator: bytes survive, blocks and PDH are as Keep makes them."""
 from __future__ import annotations
 
-import os
-import pathlib
-
 import pytest
 
+from helpers import random_file, sha256_file
 from upstream import (
     KEEP_BLOCK_SIZE,
     UserShell,
@@ -15,21 +13,10 @@ from upstream import (
     logged_requests,
     portable_data_hash,
     printed_uuid,
-    sha256_file,
     write_requests,
 )
 
 MIB = 2 ** 20
-
-
-def random_file(path: pathlib.Path, size: int) -> pathlib.Path:
-    with path.open("wb") as stream:
-        remaining = size
-        while remaining:
-            chunk = min(remaining, 8 * MIB)
-            stream.write(os.urandom(chunk))
-            remaining -= chunk
-    return path
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -14,22 +13,14 @@ import tarfile
 import pytest
 
 from harness import archives
+from helpers import load_module_util, sha256_file
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODULE_PATH = REPO_ROOT / "plugins" / "module_utils" / "_image_source.py"
 MIB = 1 << 20
 
 
-def _load_image_source():
-    """The module util from this checkout, without needing the tree staged under ansible_collections/."""
-    spec = importlib.util.spec_from_file_location("arvados_cluster_image_source", MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-image_source = _load_image_source()
+image_source = load_module_util(MODULE_PATH, "arvados_cluster_image_source")
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +28,6 @@ def client(dockerd):
     docker_client = dockerd.client()
     yield docker_client
     docker_client.close()
-
-
-def file_sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        for chunk in iter(lambda: source.read(MIB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def stream_sha256(source) -> tuple[str, int]:
@@ -96,7 +79,7 @@ def test_local_stream_is_byte_identical_to_docker_save_of_the_id(client, dockerd
     built = images.build("imgsrc/stream", "1", size=3 * MIB)
     saved = cli_save(dockerd, built.image_id, tmp_path / "saved.tar")
     digest, size = stream_sha256(image_source.LocalDaemonSource(client.api, built.ref))
-    assert (digest, size) == (file_sha256(saved), saved.stat().st_size)
+    assert (digest, size) == (sha256_file(saved), saved.stat().st_size)
 
 
 def test_image_absent_from_the_daemon_is_image_not_found(client):
@@ -155,7 +138,7 @@ def test_classic_archive_is_identified_and_streamed_unchanged(archive_image):
     assert identity.created == saved_config(saved)["created"]
     assert identity.repo_tags == [built.ref]
     assert identity.size == saved.stat().st_size
-    assert stream_sha256(source) == (file_sha256(saved), saved.stat().st_size)
+    assert stream_sha256(source) == (sha256_file(saved), saved.stat().st_size)
 
 
 def test_docker25_archive_is_identified_and_streamed_unchanged(archive_image, tmp_path):
@@ -164,7 +147,7 @@ def test_docker25_archive_is_identified_and_streamed_unchanged(archive_image, tm
     source = image_source.ArchiveSource(docker25)
     assert source.identify().image_id == built.image_id
     assert (source.archive_format, source.converted) == ("docker-archive", False)
-    assert stream_sha256(source) == (file_sha256(docker25), docker25.stat().st_size)
+    assert stream_sha256(source) == (sha256_file(docker25), docker25.stat().st_size)
 
 
 def oci_layer_media_types(oci: pathlib.Path) -> list[str]:
@@ -242,7 +225,7 @@ def test_repeated_layer_round_trip_through_docker_load_and_save(client, dockerd,
         assert [member.issym() for member in tar.getmembers() if member.name.endswith("/layer.tar")].count(True) == 1
     resaved = image_source.ArchiveSource(saved)
     assert resaved.identify().image_id == converted.identify().image_id
-    assert stream_sha256(resaved) == (file_sha256(saved), saved.stat().st_size)
+    assert stream_sha256(resaved) == (sha256_file(saved), saved.stat().st_size)
 
 
 def test_converted_stream_size_is_known_in_advance(archive_image, tmp_path):
@@ -313,7 +296,7 @@ def test_memory_measurement_sees_a_whole_archive_read_at_once(big_image):
 def test_streaming_a_200_mb_archive_unchanged_stays_under_40_mb(big_image):
     _built, saved, _oci = big_image
     measured = measure_stream("archive", str(saved))
-    assert measured["sha256"] == file_sha256(saved)
+    assert measured["sha256"] == sha256_file(saved)
     assert measured["growth_mib"] < 40
 
 
@@ -331,5 +314,5 @@ def test_streaming_a_200_mb_image_from_the_daemon_stays_under_40_mb(big_image, d
     built, _saved, _oci = big_image
     saved_by_id = cli_save(dockerd, built.image_id, tmp_path / "by-id.tar")
     measured = measure_stream("local", built.ref, docker_host=dockerd.docker_host)
-    assert measured["sha256"] == file_sha256(saved_by_id)
+    assert measured["sha256"] == sha256_file(saved_by_id)
     assert measured["growth_mib"] < 40

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
 import pathlib
 import random
 import subprocess
@@ -13,7 +11,8 @@ import sys
 import arvados.collection
 import pytest
 
-from upstream import UserShell, describe, portable_data_hash, printed_uuid, sha256_file
+from helpers import load_module_util, random_file, sha256_file
+from upstream import UserShell, describe, portable_data_hash, printed_uuid
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODULE_PATH = REPO_ROOT / "plugins" / "module_utils" / "_upload.py"
@@ -26,26 +25,7 @@ NUM_RETRIES = 1
 PEAK_RSS_LIMIT_BYTES = 256 * 1000 * 1000
 
 
-def _load_upload():
-    """The module util from this checkout, without needing the tree staged under ansible_collections/."""
-    spec = importlib.util.spec_from_file_location("arvados_cluster_upload", MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-upload = _load_upload()
-
-
-def random_file(path: pathlib.Path, size: int) -> pathlib.Path:
-    with path.open("wb") as stream:
-        remaining = size
-        while remaining:
-            chunk = min(remaining, 8 * MIB)
-            stream.write(os.urandom(chunk))
-            remaining -= chunk
-    return path
+upload = load_module_util(MODULE_PATH, "arvados_cluster_upload")
 
 
 def image_file_name(path: pathlib.Path) -> str:

@@ -113,14 +113,6 @@ def escape_manifest_name(name: str) -> str:
     return name.replace("\\", "\\134").replace(" ", "\\040").replace(":", "\\072")
 
 
-def sha256_file(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def block_locators(path: pathlib.Path) -> list[str]:
     """`md5+size` of each 64 MiB Keep block arv-put cuts the file into."""
     locators = []

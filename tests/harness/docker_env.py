@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import docker
 import docker.errors
@@ -179,17 +179,13 @@ def _tail(path: pathlib.Path, lines: int = 20) -> str:
         return ""
 
 
-# ---------------------------------------------------------------- dockerd
+class _RecordedService:
+    """A detached process of ours, found again by the pid and start time it records in its state dir."""
 
-
-class DockerDaemon:
-    """A dockerd of our own: vfs storage, no iptables, no bridge, its own containerd."""
+    log_name: str
 
     def __init__(self, state_dir: pathlib.Path) -> None:
         self.state_dir = pathlib.Path(state_dir).resolve()
-        # unix socket paths are limited to ~107 bytes, and containerd nests its sockets under the exec-root.
-        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
-        self.short_dir = SHORT_DIR_PARENT / f"arvdk-{digest}"
         self._popen: subprocess.Popen | None = None
 
     @property
@@ -198,7 +194,57 @@ class DockerDaemon:
 
     @property
     def log_path(self) -> pathlib.Path:
-        return self.state_dir / "dockerd.log"
+        return self.state_dir / self.log_name
+
+    @property
+    def pid(self) -> int | None:
+        if self._popen is not None:
+            return self._popen.pid
+        return _read_record(self.record_path).get("pid")
+
+    def running(self) -> bool:
+        return self._recorded_process(_read_record(self.record_path)) is not None
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _recorded_process(record: dict) -> psutil.Process | None:
+        return _live_process(record.get("pid"), record.get("create_time"))
+
+    def _launch(self, argv: list[str], details: dict, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Spawns the service, records it with `details`, and waits until `ready`; stops it again if that fails."""
+        self._popen = _spawn(argv, self.log_path, self.state_dir)
+        _write_record(self.record_path, {
+            "pid": self._popen.pid,
+            "create_time": psutil.Process(self._popen.pid).create_time(),
+            **details,
+        })
+        try:
+            _wait_until(ready, self._popen, timeout, what, self.log_path)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _reap(self) -> None:
+        if self._popen is not None:
+            self._popen.wait(timeout=10)
+            self._popen = None
+
+
+# ---------------------------------------------------------------- dockerd
+
+
+class DockerDaemon(_RecordedService):
+    """A dockerd of our own: vfs storage, no iptables, no bridge, its own containerd."""
+
+    log_name = "dockerd.log"
+
+    def __init__(self, state_dir: pathlib.Path) -> None:
+        super().__init__(state_dir)
+        # unix socket paths are limited to ~107 bytes, and containerd nests its sockets under the exec-root.
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        self.short_dir = SHORT_DIR_PARENT / f"arvdk-{digest}"
 
     @property
     def socket_path(self) -> pathlib.Path:
@@ -211,12 +257,6 @@ class DockerDaemon:
     @property
     def cgroup_parent(self) -> str:
         return self.short_dir.name
-
-    @property
-    def pid(self) -> int | None:
-        if self._popen is not None:
-            return self._popen.pid
-        return _read_record(self.record_path).get("pid")
 
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.docker_host, timeout=600)
@@ -254,10 +294,6 @@ class DockerDaemon:
         finally:
             client.close()
 
-    def running(self) -> bool:
-        record = _read_record(self.record_path)
-        return _live_process(record.get("pid"), record.get("create_time")) is not None
-
     def start(self, timeout: float = 60) -> DockerDaemon:
         if self.running():
             raise HarnessError(f"a dockerd already runs for {self.state_dir} (pid {self.pid})")
@@ -267,24 +303,13 @@ class DockerDaemon:
         self.short_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # An empty config keeps the host's /etc/docker/daemon.json out of our daemon.
         (self.state_dir / "daemon.json").write_text("{}\n", encoding="utf-8")
-        self._popen = _spawn(self._argv(), self.log_path, self.state_dir)
-        _write_record(self.record_path, {
-            "pid": self._popen.pid,
-            "create_time": psutil.Process(self._popen.pid).create_time(),
-            "docker_host": self.docker_host,
-            "short_dir": str(self.short_dir),
-        })
-        try:
-            _wait_until(self._answers, self._popen, timeout, "dockerd", self.log_path)
-        except BaseException:
-            self.stop()
-            raise
+        self._launch(self._argv(), {"docker_host": self.docker_host, "short_dir": str(self.short_dir)},
+                     self._answers, timeout, "dockerd")
         return self
 
     def stop(self) -> None:
         """Stops dockerd and its containerd and shims; a no-op when nothing runs."""
-        record = _read_record(self.record_path)
-        proc = _live_process(record.get("pid"), record.get("create_time"))
+        proc = self._recorded_process(_read_record(self.record_path))
         children = proc.children(recursive=True) if proc is not None else []
         if proc is not None:
             _terminate([proc], timeout=30)
@@ -292,9 +317,7 @@ class DockerDaemon:
         # to init, so they are found by our exec-root in their command line rather than as children.
         leftovers = [*children, *_processes_mentioning(f"{self.short_dir}/"), *_processes_in_cgroup(f"/{self.cgroup_parent}/")]
         _terminate(list({leftover.pid: leftover for leftover in leftovers if not _gone(leftover)}.values()), timeout=10)
-        if self._popen is not None:
-            self._popen.wait(timeout=10)
-            self._popen = None
+        self._reap()
         # Only a dockerd that did not exit cleanly leaves mounts (container shm, netns, its data-root bind).
         _unmount_under([self.short_dir, self.state_dir / "data"])
         # A killed dockerd leaves its pidfile, which would make the next start refuse if the pid is reused.
@@ -325,20 +348,10 @@ def _registry_config(root: pathlib.Path, port: int, secret: str) -> str:
     )
 
 
-class Registry:
+class Registry(_RecordedService):
     """A docker-registry (distribution v2) on 127.0.0.1, plain http, no auth, storage in state_dir."""
 
-    def __init__(self, state_dir: pathlib.Path) -> None:
-        self.state_dir = pathlib.Path(state_dir).resolve()
-        self._popen: subprocess.Popen | None = None
-
-    @property
-    def record_path(self) -> pathlib.Path:
-        return self.state_dir / RECORD_NAME
-
-    @property
-    def log_path(self) -> pathlib.Path:
-        return self.state_dir / "registry.log"
+    log_name = "registry.log"
 
     @property
     def config_path(self) -> pathlib.Path:
@@ -354,16 +367,6 @@ class Registry:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-    @property
-    def pid(self) -> int | None:
-        if self._popen is not None:
-            return self._popen.pid
-        return _read_record(self.record_path).get("pid")
-
-    def running(self) -> bool:
-        record = _read_record(self.record_path)
-        return _live_process(record.get("pid"), record.get("create_time")) is not None
 
     def _answers(self, address: str) -> bool:
         try:
@@ -388,28 +391,17 @@ class Registry:
     def _start_on(self, port: int, timeout: float) -> Registry:
         address = f"127.0.0.1:{port}"
         self.config_path.write_text(_registry_config(self.state_dir / "data", port, os.urandom(16).hex()), encoding="utf-8")
-        self._popen = _spawn([REGISTRY_BIN, "serve", str(self.config_path)], self.log_path, self.state_dir)
-        _write_record(self.record_path, {
-            "pid": self._popen.pid,
-            "create_time": psutil.Process(self._popen.pid).create_time(),
-            "address": address,
-        })
-        try:
-            _wait_until(lambda: self._answers(address), self._popen, timeout, "docker-registry", self.log_path)
-        except BaseException:
-            self.stop()
-            raise
+        self._launch([REGISTRY_BIN, "serve", str(self.config_path)], {"address": address},
+                     lambda: self._answers(address), timeout, "docker-registry")
         return self
 
     def stop(self) -> None:
         """Stops the registry; a no-op when nothing runs."""
         record = _read_record(self.record_path)
-        proc = _live_process(record.get("pid"), record.get("create_time"))
+        proc = self._recorded_process(record)
         if proc is not None:
             _terminate([proc], timeout=10)
-        if self._popen is not None:
-            self._popen.wait(timeout=10)
-            self._popen = None
+        self._reap()
         # The address stays readable after stop, for messages; only the pid is dropped.
         if record:
             _write_record(self.record_path, {"address": record.get("address")})

@@ -7,9 +7,7 @@ from . import errors, schema, signing, timestamps
 from .cluster import Caller
 from .filters import Condition
 from .params import attrs_param, bool_param
-from .records import (RecordService, and_conditions, apply_trash_rules, check_filesystem_name, etag,
-                      name_with_uuid)
-from .storage import UniqueNameViolation
+from .records import TrashableService, and_conditions, apply_trash_rules
 
 _CONFIRMED_FIELDS = (
     ("replication_confirmed", "replication_confirmed_at",
@@ -29,9 +27,9 @@ def manifest_file_names(manifest: str) -> str:
     return "".join(name.replace("\\040", " ") + "\n" for name in dict.fromkeys(names))
 
 
-class CollectionService(RecordService):
+class CollectionService(TrashableService):
     resource = schema.COLLECTION
-    honours_include_trash = True
+    update_defaults = {"preserve_version": False}
 
     # Reading
 
@@ -66,9 +64,7 @@ class CollectionService(RecordService):
         return bare
 
     def present(self, caller: Caller, record: dict, listing: bool, select: list[str] | None) -> dict:
-        shown = {name: record.get(name) for name in self.resource.response_fields if name in record}
-        shown["etag"] = etag(record)
-        shown["name"] = record["name"] or ""
+        shown = super().present(caller, record, listing, select)
         shown["manifest_text"] = self.signed_manifest(caller, record["manifest_text"], record["trash_at"], record["is_trashed"])
         wants_unsigned = listing or bool(select and "unsigned_manifest_text" in select)
         shown["unsigned_manifest_text"] = record["manifest_text"] if wants_unsigned else ""
@@ -112,16 +108,9 @@ class CollectionService(RecordService):
         self.insert_with_unique_name(record, bool_param(params, "ensure_unique_name"))
         return self.render(caller, record, self.select_param(params))
 
-    def insert_with_unique_name(self, record: dict, ensure_unique_name: bool) -> None:
-        try:
-            self.db.insert(self.resource, record)
-        except UniqueNameViolation as clash:
-            if not ensure_unique_name or record["name"] is None:
-                raise errors.unique_violation(str(clash), record["owner_uuid"], record["name"])
-            record["uuid"] = self.cluster.new_uuid(self.resource.class_name)
-            record["current_version_uuid"] = record["uuid"]
-            record["name"] = name_with_uuid(record["name"], record["uuid"])
-            self.db.insert(self.resource, record)
+    def assign_new_uuid(self, record: dict) -> None:
+        super().assign_new_uuid(record)
+        record["current_version_uuid"] = record["uuid"]
 
     def validate(self, caller: Caller, record: dict, previous: dict | None, changed: set[str]) -> None:
         """Collection's before_validation and validation steps, in the server's order."""
@@ -132,18 +121,7 @@ class CollectionService(RecordService):
         manifest_changed = "manifest_text" in changed
         if manifest_changed:
             self.check_manifest(caller, record)
-        if record.get("name") == "":
-            record["name"] = None
-        problems = []
-        try:
-            self.check_references(caller, record, changed)
-        except errors.ApiError as failure:
-            problems.extend(failure.messages)
-        if "name" in changed:
-            try:
-                check_filesystem_name(record["name"])
-            except errors.ApiError as failure:
-                problems.extend(failure.messages)
+        problems = self.naming_problems(caller, record, changed)
         problems.extend(self.portable_data_hash_problems(record, manifest_changed, "portable_data_hash" in changed))
         if not record.get("storage_classes_desired"):
             problems.append("Storage classes desired must not be empty")
@@ -195,66 +173,7 @@ class CollectionService(RecordService):
             if changed and not cleared:
                 raise errors.permission_denied(message)
 
-    def update(self, caller: Caller, uuid: str, params: t.Mapping[str, t.Any]) -> dict:
-        previous = self.find(caller, uuid, self.include_trash(params))
-        attrs = attrs_param(params, self.resource.resource_name)
-        for ignored in ("kind", "etag", "href"):
-            attrs.pop(ignored, None)
-        attrs = self.clean_attrs(attrs)
-        if "uuid" in attrs and attrs["uuid"] != uuid:
-            raise errors.invalid("Uuid change not permitted")
-        attrs.setdefault("preserve_version", False)
-        record = dict(previous)
-        record.update({name: value for name, value in attrs.items() if name in self.resource.columns})
-        changed = {name for name in attrs if name in self.resource.columns and attrs[name] != previous.get(name)}
-        self.validate(caller, record, previous, changed)
-        self.check_owner_permission(caller, record, previous["owner_uuid"], is_new=False)
-        self.save_changes(caller, previous, record, ensure_unique_name=False)
-        return self.render(caller, record, self.select_param(params))
-
-    def save_changes(self, caller: Caller, previous: dict, record: dict, ensure_unique_name: bool) -> None:
-        differences = {name: value for name, value in record.items() if previous.get(name) != value}
-        if not differences:
-            return
-        self.touched(record, caller)
-        differences = {name: value for name, value in record.items() if previous.get(name) != value}
-        try:
-            self.db.update(self.resource, record["uuid"], differences)
-        except UniqueNameViolation as clash:
-            if not ensure_unique_name or record["name"] is None:
-                raise errors.unique_violation(str(clash), record["owner_uuid"], record["name"])
-            record["name"] = name_with_uuid(record["name"], record["uuid"])
-            differences["name"] = record["name"]
-            self.db.update(self.resource, record["uuid"], differences)
-
     # Trash
 
     def trash(self, caller: Caller, uuid: str, params: t.Mapping[str, t.Any], shorten_delete: bool) -> dict:
-        """DELETE and POST .../trash; DELETE also brings delete_at forward to trash_at + the signing TTL."""
-        previous = self.find(caller, uuid, include_trash=True)
-        record = dict(previous)
-        changed: set[str] = set()
-        if not record["is_trashed"]:
-            record["trash_at"] = caller.now
-            changed.add("trash_at")
-            apply_trash_rules(record, changed, previous, caller.now, self.cluster.settings.trash_lifetime,
-                              self.cluster.signing_key.ttl)
-        if shorten_delete:
-            earliest = timestamps.add_seconds(record["trash_at"], self.cluster.signing_key.ttl)
-            if record["delete_at"] > earliest:
-                record["delete_at"] = earliest
-        self.check_owner_permission(caller, record, previous["owner_uuid"], is_new=False)
-        self.save_changes(caller, previous, record, ensure_unique_name=False)
-        return self.render(caller, record, self.select_param(params))
-
-    def untrash(self, caller: Caller, uuid: str, params: t.Mapping[str, t.Any]) -> dict:
-        previous = self.find(caller, uuid, include_trash=True)
-        if not previous["is_trashed"]:
-            raise errors.invalid_state("Item is not trashed, cannot untrash")
-        if previous["delete_at"] and caller.now >= previous["delete_at"]:
-            raise errors.invalid_state("delete_at time has already passed, cannot untrash")
-        record = dict(previous)
-        record.update({"trash_at": None, "delete_at": None, "is_trashed": False})
-        self.check_owner_permission(caller, record, previous["owner_uuid"], is_new=False)
-        self.save_changes(caller, previous, record, ensure_unique_name=bool_param(params, "ensure_unique_name"))
-        return self.render(caller, record, self.select_param(params))
+        return self.move_to_trash(caller, self.find(caller, uuid, include_trash=True), params, shorten_delete)

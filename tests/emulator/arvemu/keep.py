@@ -13,6 +13,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
+from .params import bearer_token
 from .signing import EMPTY_BLOCK_HASH, SignatureError, SigningKey
 
 BLOCK_SIZE = 64 * 1024 * 1024
@@ -72,14 +73,6 @@ class BlockStore:
             if block_hash == EMPTY_BLOCK_HASH:
                 return open(os.devnull, "rb")
             raise KeepError(404, "block not found")
-
-
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    for scheme in ("Bearer ", "OAuth2 "):
-        if header.startswith(scheme):
-            return header[len(scheme):].strip() or None
-    return None
 
 
 class KeepApp:

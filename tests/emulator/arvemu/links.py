@@ -6,15 +6,14 @@ import typing as t
 from . import errors, ids, permissions, schema
 from .cluster import Caller
 from .params import attrs_param
-from .records import RecordService, etag
+from .records import RecordService
 
 
 class LinkService(RecordService):
     resource = schema.LINK
 
     def present(self, caller: Caller, record: dict, listing: bool, select: list[str] | None) -> dict:
-        shown = {name: record.get(name) for name in self.resource.response_fields if name in record}
-        shown["etag"] = etag(record)
+        shown = super().present(caller, record, listing, select)
         shown["head_kind"] = ids.kind_of(record["head_uuid"])
         shown["tail_kind"] = ids.kind_of(record["tail_uuid"])
         return shown
@@ -88,15 +87,7 @@ class LinkService(RecordService):
 
     def update(self, caller: Caller, uuid: str, params: t.Mapping[str, t.Any]) -> dict:
         previous = self.find(caller, uuid)
-        attrs = attrs_param(params, self.resource.resource_name)
-        for ignored in ("kind", "etag", "href"):
-            attrs.pop(ignored, None)
-        attrs = self.clean_attrs(attrs)
-        if "uuid" in attrs and attrs["uuid"] != uuid:
-            raise errors.invalid("Uuid change not permitted")
-        record = dict(previous)
-        record.update({name: value for name, value in attrs.items() if name in self.resource.columns})
-        changed = {name for name in attrs if attrs[name] != previous.get(name)}
+        record, changed = self.merged_update(previous, self.update_attrs(uuid, params))
         self.validate(caller, record, changed)
         if previous["link_class"] == "permission" and changed & {"link_class", "tail_uuid", "head_uuid"}:
             raise errors.invalid(errors.inspect_exception("RuntimeError", "Can only alter permission link level"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import typing as t
 
+from werkzeug.wrappers import Request
+
 from . import errors
 
 INT_PARAMS = frozenset({"limit", "offset"})
@@ -68,6 +70,15 @@ def bool_param(params: t.Mapping[str, t.Any], name: str) -> bool:
     if isinstance(value, str):
         return string_to_bool(value)
     return bool(value)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The API token of an Authorization header, as the controller and keepstore both accept it."""
+    header = request.headers.get("Authorization", "")
+    for scheme in ("Bearer ", "OAuth2 "):
+        if header.startswith(scheme):
+            return header[len(scheme):].strip() or None
+    return None
 
 
 def attrs_param(params: t.Mapping[str, t.Any], resource_name: str) -> dict[str, t.Any]:

@@ -8,8 +8,9 @@ import typing as t
 from . import errors, ids, permissions, schema, timestamps
 from .cluster import Caller, Cluster
 from .filters import Condition, FilterError, compile_filters, compile_order, compile_where, order_sql, validate_select
-from .params import bool_param
+from .params import attrs_param, bool_param
 from .schema import Resource
+from .storage import UniqueNameViolation
 
 MAX_ITEMS_PER_RESPONSE = 1000
 DEFAULT_LIMIT = 100
@@ -117,6 +118,18 @@ class RecordService:
         shown["etag"] = etag(record)
         return shown
 
+    def sharing_attributes(self, caller: Caller, record: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """Who may write the record and what the caller may do with it, as users and groups show them."""
+        access = caller.require_access()
+        links = self.db.rows('SELECT "name", "tail_uuid" FROM links WHERE "link_class" = \'permission\' AND "head_uuid" = ?',
+                             [record["uuid"]])
+        return {
+            "writable_by": permissions.writable_by(access, record["uuid"], record["owner_uuid"],
+                                                   [(row["name"], row["tail_uuid"]) for row in links]),
+            "can_write": access.can("write", record["uuid"], record["owner_uuid"]),
+            "can_manage": access.can("manage", record["uuid"], record["owner_uuid"]),
+        }
+
     def render(self, caller: Caller, record: dict, select: list[str] | None = None, listing: bool = False) -> dict:
         shown = self.present(caller, record, listing, select)
         shown["kind"] = self.resource.kind
@@ -156,6 +169,20 @@ class RecordService:
             if kind == "jsonb_array" and value is not None and not isinstance(value, list):
                 raise errors.argument_error(f"{name} parameter must be Array, not {type(value).__name__}")
         return cleaned
+
+    def update_attrs(self, uuid: str, params: t.Mapping[str, t.Any]) -> dict:
+        """The cleaned attributes of an update; repeating the record's own uuid is allowed, changing it is not."""
+        attrs = self.clean_attrs(attrs_param(params, self.resource.resource_name))
+        if "uuid" in attrs and attrs["uuid"] != uuid:
+            raise errors.invalid("Uuid change not permitted")
+        return attrs
+
+    def merged_update(self, previous: t.Mapping[str, t.Any], attrs: t.Mapping[str, t.Any]) -> tuple[dict, set[str]]:
+        """The record as the update would leave it, and the names of the columns whose values it changes."""
+        record = dict(previous)
+        record.update({name: value for name, value in attrs.items() if name in self.resource.columns})
+        changed = {name for name in attrs if name in self.resource.columns and attrs[name] != previous.get(name)}
+        return record, changed
 
     def check_references(self, caller: Caller, record: t.Mapping[str, t.Any], changed: t.Iterable[str]) -> None:
         """ensure_valid_uuids: every changed *_uuid attribute must name something the caller can read."""
@@ -267,3 +294,100 @@ def check_filesystem_name(name: str | None) -> None:
         raise errors.invalid("Name cannot be '.' or '..'")
     if name is not None and "/" in name:
         raise errors.invalid("Name cannot contain a '/' character")
+
+
+class TrashableService(RecordService):
+    """Projects and collections: named uniquely within their owner, trashed and untrashed, updated alike."""
+
+    honours_include_trash = True
+    # Attributes an update sets when the request leaves them out.
+    update_defaults: t.Mapping[str, t.Any] = {}
+
+    def present(self, caller: Caller, record: dict, listing: bool, select: list[str] | None) -> dict:
+        shown = super().present(caller, record, listing, select)
+        shown["name"] = record["name"] or ""
+        return shown
+
+    def validate(self, caller: Caller, record: dict, previous: dict | None, changed: set[str]) -> None:
+        raise NotImplementedError
+
+    def naming_problems(self, caller: Caller, record: dict, changed: set[str]) -> list[str]:
+        """An empty name counts as none; then the reference and file system name checks, collected rather than raised."""
+        if record.get("name") == "":
+            record["name"] = None
+        problems = []
+        try:
+            self.check_references(caller, record, changed)
+        except errors.ApiError as failure:
+            problems.extend(failure.messages)
+        if "name" in changed:
+            try:
+                check_filesystem_name(record["name"])
+            except errors.ApiError as failure:
+                problems.extend(failure.messages)
+        return problems
+
+    def assign_new_uuid(self, record: dict) -> None:
+        record["uuid"] = self.cluster.new_uuid(self.resource.class_name)
+
+    def insert_with_unique_name(self, record: dict, ensure_unique_name: bool) -> None:
+        try:
+            self.db.insert(self.resource, record)
+        except UniqueNameViolation as clash:
+            if not ensure_unique_name or record["name"] is None:
+                raise errors.unique_violation(str(clash), record["owner_uuid"], record["name"])
+            self.assign_new_uuid(record)
+            record["name"] = name_with_uuid(record["name"], record["uuid"])
+            self.db.insert(self.resource, record)
+
+    def update(self, caller: Caller, uuid: str, params: t.Mapping[str, t.Any]) -> dict:
+        previous = self.find(caller, uuid, self.include_trash(params))
+        attrs = self.update_attrs(uuid, params)
+        for name, value in self.update_defaults.items():
+            attrs.setdefault(name, value)
+        record, changed = self.merged_update(previous, attrs)
+        self.validate(caller, record, previous, changed)
+        self.check_owner_permission(caller, record, previous["owner_uuid"], is_new=False)
+        self.save_changes(caller, previous, record, ensure_unique_name=False)
+        return self.render(caller, record, self.select_param(params))
+
+    def save_changes(self, caller: Caller, previous: dict, record: dict, ensure_unique_name: bool) -> None:
+        if all(previous.get(name) == value for name, value in record.items()):
+            return
+        self.touched(record, caller)
+        differences = {name: value for name, value in record.items() if previous.get(name) != value}
+        try:
+            self.db.update(self.resource, record["uuid"], differences)
+        except UniqueNameViolation as clash:
+            if not ensure_unique_name or record["name"] is None:
+                raise errors.unique_violation(str(clash), record["owner_uuid"], record["name"])
+            record["name"] = name_with_uuid(record["name"], record["uuid"])
+            differences["name"] = record["name"]
+            self.db.update(self.resource, record["uuid"], differences)
+
+    def move_to_trash(self, caller: Caller, previous: dict, params: t.Mapping[str, t.Any], shorten_delete: bool) -> dict:
+        """DELETE and POST .../trash; DELETE also brings delete_at forward to trash_at + the signing TTL."""
+        record = dict(previous)
+        if not record["is_trashed"]:
+            record["trash_at"] = caller.now
+            apply_trash_rules(record, {"trash_at"}, previous, caller.now, self.cluster.settings.trash_lifetime,
+                              self.cluster.signing_key.ttl)
+        if shorten_delete:
+            earliest = timestamps.add_seconds(record["trash_at"], self.cluster.signing_key.ttl)
+            if record["delete_at"] > earliest:
+                record["delete_at"] = earliest
+        self.check_owner_permission(caller, record, previous["owner_uuid"], is_new=False)
+        self.save_changes(caller, previous, record, ensure_unique_name=False)
+        return self.render(caller, record, self.select_param(params))
+
+    def untrash(self, caller: Caller, uuid: str, params: t.Mapping[str, t.Any]) -> dict:
+        previous = self.find(caller, uuid, include_trash=True)
+        if not previous["is_trashed"]:
+            raise errors.invalid_state("Item is not trashed, cannot untrash")
+        if previous["delete_at"] and caller.now >= previous["delete_at"]:
+            raise errors.invalid_state("delete_at time has already passed, cannot untrash")
+        record = dict(previous)
+        record.update({"trash_at": None, "delete_at": None, "is_trashed": False})
+        self.check_owner_permission(caller, record, previous["owner_uuid"], is_new=False)
+        self.save_changes(caller, previous, record, ensure_unique_name=bool_param(params, "ensure_unique_name"))
+        return self.render(caller, record, self.select_param(params))

@@ -17,7 +17,7 @@ from .collections import CollectionService
 from .discovery import discovery_document, public_config
 from .groups import GroupService
 from .links import LinkService
-from .params import load_params
+from .params import bearer_token, load_params
 from .traffic import TrafficControl
 from .users import KeepServiceService, TokenService, UserService
 
@@ -35,14 +35,6 @@ class ApiRequest(Request):
 
 def new_request_id() -> str:
     return "req-" + "".join(secrets.choice(_REQUEST_ID_ALPHABET) for position in range(20))
-
-
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    for scheme in ("Bearer ", "OAuth2 "):
-        if header.startswith(scheme):
-            return header[len(scheme):].strip() or None
-    return None
 
 
 def json_response(payload: t.Any, status: int = 200, request_id: str = "") -> Response:

@@ -7,8 +7,7 @@ from . import errors, schema
 from .cluster import Caller
 from .filters import Condition
 from .params import attrs_param
-from .permissions import writable_by
-from .records import RecordService, and_conditions, etag, full_name
+from .records import RecordService, and_conditions, full_name
 
 
 class UserService(RecordService):
@@ -20,23 +19,10 @@ class UserService(RecordService):
         return self.render(caller, caller.user, self.select_param(params))
 
     def present(self, caller: Caller, record: dict, listing: bool, select: list[str] | None) -> dict:
-        access = caller.require_access()
-        shown = {name: record.get(name) for name in self.resource.response_fields if name in record}
-        shown["etag"] = etag(record)
+        shown = super().present(caller, record, listing, select)
         shown["full_name"] = full_name(record)
         shown["is_invited"] = True
-        links = self.db.rows('SELECT "name", "tail_uuid" FROM links WHERE "link_class" = \'permission\' AND "head_uuid" = ?',
-                             [record["uuid"]])
-        shown["writable_by"] = writable_by(access, record["uuid"], record["owner_uuid"],
-                                           [(row["name"], row["tail_uuid"]) for row in links])
-        shown["can_write"] = access.can("write", record["uuid"], record["owner_uuid"])
-        shown["can_manage"] = access.can("manage", record["uuid"], record["owner_uuid"])
-        return shown
-
-    def render(self, caller: Caller, record: dict, select: list[str] | None = None, listing: bool = False) -> dict:
-        shown = super().render(caller, record, select, listing)
-        if select and "writable_by" not in select:
-            shown.pop("writable_by", None)
+        shown.update(self.sharing_attributes(caller, record))
         return shown
 
 

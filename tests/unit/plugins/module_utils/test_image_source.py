@@ -652,10 +652,15 @@ class FakeDockerApi:
     def info(self):
         return {"DriverStatus": self.driver_status}
 
+    def _saved_by_id(self, image_id):
+        """The sources save by image id, as arv-keepdocker does: find the save registered under a name of it."""
+        names = [name for name, inspect in self.images.items() if inspect.get("Id") == image_id]
+        return self.saves.get(names[0]) if names else None
+
     def get(self, url, **kwargs):
         self.gets.append(dict(kwargs, url=url))
         ref = url.split("/images/", 1)[1].rsplit("/get", 1)[0]
-        body = self.saves.get(ref)
+        body = self.saves.get(ref, self._saved_by_id(ref))
         response = FakeResponse(200, body) if body is not None else FakeResponse(404, b'{"message": "reference does not exist"}')
         self.responses.append(response)
         return response
@@ -696,7 +701,7 @@ def test_zero_created_time_means_none():
 @needs_docker_sdk
 def test_local_stream_is_the_save_response_read_lazily_and_closed():
     body = bytes(range(256)) * 1000
-    api = FakeDockerApi(saves={"team/tiny:1.0": body})
+    api = FakeDockerApi(images={"team/tiny:1.0": {"Id": "sha256:" + "1" * 64}}, saves={"team/tiny:1.0": body})
     stream = image_source.LocalDaemonSource(api, "team/tiny:1.0").open_stream()
     assert stream.read(10) == body[:10]
     assert api.responses[0].bytes_served < len(body)
@@ -705,6 +710,8 @@ def test_local_stream_is_the_save_response_read_lazily_and_closed():
     assert api.responses[0].closed
     assert api.gets[0]["stream"] is True
     assert api.gets[0]["timeout"] == (60, None)
+    # Saved by id, as arv-keepdocker saves it, so both upload the same bytes.
+    assert api.gets[0]["url"].endswith("/images/sha256:" + "1" * 64 + "/get")
 
 
 def containerd_save(image: OciImage, tags: list[str], big_layer_last: bool = True) -> bytes:
