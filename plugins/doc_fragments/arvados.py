@@ -50,23 +50,33 @@ options:
     type: str
     env:
       - name: ARVADOS_API_HOST
+    ini:
+      - section: arvados
+        key: api_host
     vars:
       - name: arvados_api_host
   api_token:
     description:
-      - The Arvados API token to act with.
+      - The Arvados API token to act with. Only what this token can read is considered.
       - Falls back to C(ARVADOS_API_TOKEN) in C(~/.config/arvados/settings.conf) on the controller.
     type: str
     env:
       - name: ARVADOS_API_TOKEN
+    ini:
+      - section: arvados
+        key: api_token
     vars:
       - name: arvados_api_token
   api_insecure:
     description:
       - Accept the API server's TLS certificate without verifying it. Only for test clusters.
+      - Falls back to C(ARVADOS_API_HOST_INSECURE) in C(~/.config/arvados/settings.conf) on the controller.
     type: bool
     env:
       - name: ARVADOS_API_HOST_INSECURE
+    ini:
+      - section: arvados
+        key: api_insecure
     vars:
       - name: arvados_api_insecure
   num_retries:
@@ -74,6 +84,9 @@ options:
       - How many times a failed API request is retried. Certificate, name resolution, V(401) and V(403) errors are never retried.
     type: int
     default: 5
+    ini:
+      - section: arvados
+        key: num_retries
     vars:
       - name: arvados_num_retries
   api_timeout:
@@ -81,6 +94,9 @@ options:
       - Seconds to wait for one API request before it counts as failed.
     type: int
     default: 20
+    ini:
+      - section: arvados
+        key: api_timeout
     vars:
       - name: arvados_api_timeout
 """

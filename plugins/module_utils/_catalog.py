@@ -18,7 +18,11 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import split_container_image
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import (
+    ImageRefError,
+    image_id_prefix_of,
+    split_container_image,
+)
 
 HASH_LINK_CLASS = "docker_image_hash"
 REPO_TAG_LINK_CLASS = "docker_image_repo+tag"
@@ -319,6 +323,14 @@ def image_id_of(collection: ImageCollection, pattern: re.Pattern[str] = ANY_FORM
     return base_name[:-len(".tar")]
 
 
+_IMAGE_ID_NAME = re.compile(r"(?:sha256:)?[0-9a-f]+")
+
+
+def names_image_id(link_name: str, image_id_prefix: str) -> bool:
+    """Whether a hash link's name is an image id starting with `image_id_prefix` (`sha256:` optional on both)."""
+    return _IMAGE_ID_NAME.fullmatch(link_name) is not None and _id_hex(link_name).startswith(_id_hex(image_id_prefix))
+
+
 def same_image_id(image_id: str, other_image_id: str) -> bool:
     """Whether two image ids name the same image (`sha256:` prefix and hex case aside)."""
     return _id_hex(image_id) == _id_hex(other_image_id)
@@ -496,6 +508,47 @@ def server_choice(
         return _choice_by_portable_data_hash(container_image, portable_data_hash, collections, pattern, redirects)
     term, tag = split_container_image(container_image)
     link_class, found = matching_links(term, tag, links, collections)
+    return _ranked_choice(container_image, link_class, found, collections, pattern, redirects)
+
+
+def image_id_choice(
+    container_image: str,
+    image_id_prefix: str,
+    links: t.Iterable[ImageLink],
+    collections: t.Iterable[ImageCollection],
+    docker_image_formats: t.Iterable[str],
+    migration_links: t.Iterable[MigrationLink] = (),
+    system_user_uuid: t.Optional[str] = None,
+) -> ServerChoice:
+    """The collections holding the image `image_id_prefix` (`sha256:<hex>`), in the server's order.
+
+    The server never selects an image by id (`sha256:<id>` splits at its first `:`); this ranks the
+    collections whose hash link names that id, as list_images_in_arv finds them, by the server's rules
+    (oldest link per collection, whole seconds, supported formats, migration links). Hash links of v1
+    images name the id without `sha256:`, so both forms count.
+    """
+    collections = list(collections)
+    try:
+        pattern = image_file_pattern(docker_image_formats)
+    except ValueError as error:
+        return ServerChoice(container_image, None, (), str(error))
+    redirects = migration_redirects(collections, migration_links, system_user_uuid)
+    readable = readable_collections(collections)
+    found = [
+        link for link in links
+        if link.link_class == HASH_LINK_CLASS and link.head_uuid in readable and names_image_id(link.name, image_id_prefix)
+    ]
+    return _ranked_choice(container_image, HASH_LINK_CLASS, found, collections, pattern, redirects)
+
+
+def _ranked_choice(
+    container_image: str,
+    link_class: str,
+    found: t.List[ImageLink],
+    collections: t.List[ImageCollection],
+    pattern: re.Pattern[str],
+    redirects: t.Mapping[str, ImageCollection],
+) -> ServerChoice:
     ordered = order_candidates(found, collections)
     candidates = tuple(compatible_candidates(ordered, pattern, redirects))
     if not ordered:
@@ -524,6 +577,136 @@ def _choice_by_portable_data_hash(
 def _not_found(container_image: str) -> str:
     # Wording of services/api/app/models/container.rb (resolve_container_image).
     return f"docker image {json.dumps(container_image)} not found"
+
+
+# ---- Lookup terms: what a user asks for, and how many reads that takes ----------------------------------
+
+TERM_NAME = "name"
+TERM_IMAGE_ID = "image_id"
+TERM_PORTABLE_DATA_HASH = "portable_data_hash"
+FULL_IMAGE_ID_LENGTH = len("sha256:") + 64
+
+
+@dataclass(frozen=True)
+class LookupTerm:
+    """One string to resolve: a container image name, an image id (prefix) or a portable data hash.
+
+    `image_id_prefix` (`sha256:<hex>`) is set for TERM_IMAGE_ID, `portable_data_hash` for
+    TERM_PORTABLE_DATA_HASH; a TERM_NAME is resolved exactly as the server reads `container_image`.
+    """
+
+    text: str
+    kind: str
+    image_id_prefix: t.Optional[str] = None
+    portable_data_hash: t.Optional[str] = None
+
+    @property
+    def repo_tag_name(self) -> str:
+        """The `docker_image_repo+tag` link name the server looks for (split at the first `:`)."""
+        term, tag = split_container_image(self.text)
+        return f"{term}:{tag}"
+
+    @property
+    def hash_name_pattern(self) -> str:
+        """The LIKE pattern of the server's fallback to `docker_image_hash` links."""
+        return split_container_image(self.text)[0] + "%"
+
+    @property
+    def is_full_image_id(self) -> bool:
+        return self.image_id_prefix is not None and len(self.image_id_prefix) == FULL_IMAGE_ID_LENGTH
+
+
+def server_term(container_image: str) -> LookupTerm:
+    """A container_image string as the server reads it: a portable data hash, or else a name."""
+    portable_data_hash = keep_locator(container_image)
+    if portable_data_hash is not None:
+        return LookupTerm(container_image, TERM_PORTABLE_DATA_HASH, portable_data_hash=portable_data_hash)
+    return LookupTerm(container_image, TERM_NAME)
+
+
+def lookup_term(text: t.Any) -> LookupTerm:
+    """Classify what a user asks for; image ids (`sha256:<hex>`, or 12 to 64 bare hex digits) are set apart.
+
+    Raises ValueError, worded for the user, for what cannot name an image.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is a {type(text).__name__}, not a string naming an image")
+    if not text or any(char.isspace() for char in text):
+        raise ValueError(f"{text!r} is empty or holds whitespace; give repo:tag, an image id or a portable data hash")
+    try:
+        image_id_prefix = image_id_prefix_of(text)
+    except ImageRefError:
+        raise ValueError(
+            f"{text!r} is not an image id: after 'sha256:' give 4 to 64 lowercase hex digits"
+        ) from None
+    if image_id_prefix is not None:
+        return LookupTerm(text, TERM_IMAGE_ID, image_id_prefix=image_id_prefix)
+    return server_term(text)
+
+
+def link_names_to_read(terms: t.Iterable[LookupTerm]) -> t.List[str]:
+    """Link names that resolve the terms exactly: repo+tag names, and full image ids in both forms."""
+    terms = list(terms)
+    names = {term.repo_tag_name for term in terms if term.kind == TERM_NAME}
+    for term in terms:
+        if term.is_full_image_id and term.image_id_prefix:
+            names.update(_image_id_forms(term.image_id_prefix))
+    return sorted(names)
+
+
+def _image_id_forms(image_id_prefix: str) -> t.Tuple[str, str]:
+    # v2 hash links name `sha256:<hex>`; v1 ones the bare hex.
+    return image_id_prefix, _id_hex(image_id_prefix)
+
+
+def hash_patterns_to_read(
+    terms: t.Iterable[LookupTerm], links: t.Iterable[ImageLink], collections: t.Iterable[ImageCollection]
+) -> t.List[str]:
+    """LIKE patterns of hash links still needed: names with no repo+tag link on a readable collection fall
+    back to hash links, as the server does; image id prefixes are read by prefix."""
+    terms = list(terms)
+    readable = readable_collections(collections)
+    named = {link.name for link in links if link.link_class == REPO_TAG_LINK_CLASS and link.head_uuid in readable}
+    patterns = {term.hash_name_pattern for term in terms if term.kind == TERM_NAME and term.repo_tag_name not in named}
+    for term in terms:
+        if term.kind == TERM_IMAGE_ID and term.image_id_prefix and not term.is_full_image_id:
+            patterns.update(f"{form}%" for form in _image_id_forms(term.image_id_prefix))
+    return sorted(patterns)
+
+
+def choice_for_term(
+    term: LookupTerm,
+    links: t.Iterable[ImageLink],
+    collections: t.Iterable[ImageCollection],
+    docker_image_formats: t.Iterable[str],
+    migration_links: t.Iterable[MigrationLink] = (),
+    system_user_uuid: t.Optional[str] = None,
+) -> ServerChoice:
+    """The server's choice for a name or portable data hash; the collections holding an image id."""
+    if term.kind == TERM_IMAGE_ID and term.image_id_prefix is not None:
+        return image_id_choice(term.text, term.image_id_prefix, links, collections, docker_image_formats,
+                               migration_links, system_user_uuid)
+    return server_choice(term.text, links, collections, docker_image_formats, migration_links, system_user_uuid)
+
+
+def system_user_uuid_of(discovery: t.Mapping[str, t.Any]) -> t.Optional[str]:
+    """The system user of the cluster a discovery document describes (None when it names no cluster)."""
+    cluster_id = discovery.get("uuidPrefix")
+    return f"{cluster_id}-tpzed-000000000000000" if cluster_id else None
+
+
+def iso_time(moment: t.Optional[datetime.datetime]) -> t.Optional[str]:
+    """A time as ISO 8601 in UTC with microseconds, for results (naive times are taken as UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_UTC)
+    return moment.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def full_image_id(image_id: str) -> str:
+    """`sha256:<hex>` for an id with or without its prefix (v1 file names have none)."""
+    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
 
 
 RESOLVES = "resolves"
@@ -709,13 +892,60 @@ class CatalogReader:
     def server_choice(self, container_image: str, docker_image_formats: t.Sequence[str],
                       system_user_uuid: t.Optional[str] = None) -> ServerChoice:
         """What a container request for `container_image` would run, as the API server decides it."""
-        links, collections = self.choice_inputs(container_image)
-        choice = server_choice(container_image, links, collections, docker_image_formats, (), system_user_uuid)
-        if choice.error == INCOMPATIBLE_ERROR or (choice.matched_by is not None and choice.winner is None):
-            migrations = self.migration_links(c.portable_data_hash for c in collections)
-            targets = self.collections_by_portable_data_hash(link.head_uuid for link in migrations)
-            choice = server_choice(container_image, links, collections + targets, docker_image_formats, migrations, system_user_uuid)
-        return choice
+        return self.server_choices([container_image], docker_image_formats, system_user_uuid)[container_image]
+
+    def server_choices(self, container_images: t.Iterable[str], docker_image_formats: t.Sequence[str],
+                       system_user_uuid: t.Optional[str] = None,
+                       project_uuid: t.Optional[str] = None) -> t.Dict[str, ServerChoice]:
+        """What container requests for each string would run, read together (see `choices`)."""
+        terms = [server_term(container_image) for container_image in container_images]
+        return self.choices(terms, docker_image_formats, system_user_uuid, project_uuid)
+
+    def choices(self, terms: t.Iterable[LookupTerm], docker_image_formats: t.Sequence[str],
+                system_user_uuid: t.Optional[str] = None,
+                project_uuid: t.Optional[str] = None) -> t.Dict[str, ServerChoice]:
+        """Each term's choice (by its text), reading what all the terms need together.
+
+        Requests: one for the links the terms name, one per UUIDS_PER_REQUEST collections those point at,
+        one for portable data hashes, one per hash-link pattern that names without a readable repo+tag
+        link and image id prefixes need, and two for migration links when a collection's format is not
+        supported. With `project_uuid`, only links and collections that project owns count.
+        """
+        terms = list(terms)
+        owner_filter = [["owner_uuid", "=", project_uuid]] if project_uuid else []
+        names = link_names_to_read(terms)
+        links = self.links([["link_class", "in", [REPO_TAG_LINK_CLASS, HASH_LINK_CLASS]], ["name", "in", names]]
+                           + owner_filter) if names else []
+        collections = self._owned(self.collections(link.head_uuid for link in links), project_uuid)
+        for pattern in hash_patterns_to_read(terms, links, collections):
+            found = self.links([["link_class", "=", HASH_LINK_CLASS], ["name", "like", pattern]] + owner_filter)
+            links += found
+            collections += self._owned(self.collections(link.head_uuid for link in found), project_uuid)
+        hashes = [term.portable_data_hash for term in terms if term.portable_data_hash]
+        collections += self._owned(self.collections_by_portable_data_hash(hashes), project_uuid)
+        migrations = self._migrations_for(collections, docker_image_formats, system_user_uuid)
+        collections += self._owned(self.collections_by_portable_data_hash(link.head_uuid for link in migrations), project_uuid)
+        links = list({link.uuid: link for link in links}.values())
+        collections = list({collection.uuid: collection for collection in collections}.values())
+        return {
+            term.text: choice_for_term(term, links, collections, docker_image_formats, migrations, system_user_uuid)
+            for term in terms
+        }
+
+    def _migrations_for(self, collections: t.List[ImageCollection], docker_image_formats: t.Sequence[str],
+                        system_user_uuid: t.Optional[str]) -> t.List[MigrationLink]:
+        """The system user's migration links away from collections whose image format is not supported."""
+        try:
+            pattern = image_file_pattern(docker_image_formats)
+        except ValueError:
+            return []
+        unsupported = [c.portable_data_hash for c in collections if image_id_of(c, pattern) is None]
+        migrations = self.migration_links(unsupported)
+        return [link for link in migrations if is_system_user_uuid(link.owner_uuid, system_user_uuid)]
+
+    @staticmethod
+    def _owned(collections: t.List[ImageCollection], project_uuid: t.Optional[str]) -> t.List[ImageCollection]:
+        return [c for c in collections if project_uuid is None or c.owner_uuid == project_uuid]
 
     def choice_inputs(self, container_image: str) -> t.Tuple[t.List[ImageLink], t.List[ImageCollection]]:
         """The links and collections the server would consider for one container_image string."""
