@@ -34,16 +34,19 @@ TEST_ENV := HOME=$(TEST_HOME) ANSIBLE_REMOTE_TMP=$(TEST_HOME)/.ansible/tmp PATH=
 help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
-	@echo "make sanity | units | functional | integration | lint | docs | build-collection | bench"
+	@echo "make sanity | units | functional | integration | lint | docs | build-collection | bench | bench-lookup"
+	@echo "make molecule | ee | bench-role"
 
 test: deps venvs
 	$(MAKE) sanity
 	$(MAKE) units
 	$(MAKE) functional
 	$(MAKE) integration
+	$(MAKE) molecule
 	$(MAKE) lint
 	$(MAKE) docs
 	$(MAKE) build-collection
+	$(MAKE) ee
 	@echo "make test: all stages passed"
 
 # ---- set-up (idempotent) ---------------------------------------------------------------------------
@@ -123,7 +126,7 @@ services-down:
 	-@$(VENV)/bin/python tests/harness/emulator.py down --data-dir $(SERVICES)/emulator
 
 lint: venv stage
-	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-lint --offline
+	cd $(STAGE) && $(TEST_ENV) ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) $(VENV)/bin/ansible-lint --offline
 	cd $(STAGE) && $(VENV)/bin/antsibull-changelog lint
 
 # Documentation: markup lint, and every plugin's ansible-doc page renders.
@@ -136,6 +139,27 @@ build-collection: venv stage
 	cd $(STAGE) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist
 	$(VENV)/bin/ansible-galaxy collection install --force -p $(BUILD)/installed $(BUILD)/dist/arvados-cluster-*.tar.gz
 
+# The docker_images role's molecule scenario (extensions/molecule/default): its prepare step starts the emulator,
+# dockerd and registry, its cleanup stops them, and its first step stops what an interrupted run left. Molecule keeps
+# that state under HOME: a private one, kept between runs.
+MOLECULE_HOME := $(BUILD)/molecule-home
+.PHONY: molecule
+molecule: deps venv stage
+	@mkdir -p $(MOLECULE_HOME)
+	cd $(STAGE) && HOME=$(MOLECULE_HOME) ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) PATH=$(VENV)/bin:$$PATH \
+	  MOLECULE_COMMAND_BORDERS=false NO_COLOR=1 $(VENV)/bin/molecule test --scenario-name default
+
+# What ansible-builder takes from the collection for an execution environment, and the build context of
+# extensions/ee/execution-environment.yml (building the image itself needs a container runtime and the network).
+.PHONY: ee
+ee: venv stage
+	@rm -rf $(BUILD)/ee && mkdir -p $(BUILD)/ee
+	$(VENV)/bin/ansible-builder introspect --sanitize --write-pip $(BUILD)/ee/requirements.txt \
+	  --write-bindep $(BUILD)/ee/bindep.txt $(STAGE_ROOT)
+	grep -q '^arvados-python-client' $(BUILD)/ee/requirements.txt
+	test -s $(BUILD)/ee/bindep.txt
+	$(VENV)/bin/ansible-builder create -f $(STAGE)/extensions/ee/execution-environment.yml --context $(BUILD)/ee/context
+
 # ---- demo and benchmarks -------------------------------------------------------------------------------
 
 demo: deps venv stage
@@ -147,6 +171,21 @@ BENCH_ROUNDS ?= 3
 bench: deps venv stage
 	$(VENV)/bin/python bench/module_vs_keepdocker.py --size-mb $(BENCH_SIZE_MB) --rounds $(BENCH_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS.md --json $(BUILD)/bench.json
+
+BENCH_TERMS ?= 50
+# The lookup's batched reads against list_images_in_arv per term, on one emulator; writes bench/RESULTS-lookup.md.
+.PHONY: bench-lookup
+bench-lookup: venv stage
+	$(VENV)/bin/python bench/lookup_terms.py --terms $(BENCH_TERMS) --rounds $(BENCH_ROUNDS) \
+	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-lookup.md --json $(BUILD)/bench-lookup.json
+
+BENCH_ROLE_IMAGES ?= 20
+BENCH_ROLE_ROUNDS ?= 5
+# The docker_images role against a shell loop of arv-keepdocker over images all present; writes bench/RESULTS-role.md.
+.PHONY: bench-role
+bench-role: deps venv stage
+	$(VENV)/bin/python bench/role_vs_keepdocker.py --images $(BENCH_ROLE_IMAGES) --rounds $(BENCH_ROLE_ROUNDS) \
+	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role.md --json $(BUILD)/bench-role.json
 
 clean:
 	-$(MAKE) services-down

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import typing as t
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 import psutil
 

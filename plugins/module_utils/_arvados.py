@@ -7,8 +7,13 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
+import errno
+import functools
+import random
+import re
 import socket
 import ssl
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -19,6 +24,7 @@ try:
     import arvados.config
     import arvados.errors
     import httplib2
+    from googleapiclient.http import HttpRequest
     ARVADOS_IMPORT_ERROR = None
     # What a request can fail with on the way to and from the server; anything else is a bug and stays loud.
     REQUEST_ERRORS: t.Tuple[t.Type[BaseException], ...] = (arvados.errors.ApiError, httplib2.HttpLib2Error, OSError)
@@ -28,6 +34,17 @@ except ImportError as exc:  # reported by the caller
 
 DEFAULT_NUM_RETRIES = 5
 DEFAULT_API_TIMEOUT = 20
+# Retries of one request start only within this many api_timeouts of its first attempt, so a request that keeps
+# failing ends within one api_timeout more: 60 s at the defaults, whatever num_retries allows.
+RETRY_WINDOW_IN_TIMEOUTS = 2
+# Answers the Arvados SDK treats as temporary (arvados.retry), besides every 5xx.
+TRANSIENT_STATUSES = frozenset((408, 409, 423, 429))
+# Connection failures worth another attempt; a refused connection may be a server restarting.
+TRANSIENT_ERRNOS = frozenset((errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT))
+# TLS errors that mean the server at that address does not talk TLS at all: a wrong host or port.
+NOT_TLS_REASONS = frozenset(("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"))
+# The SDK puts the request id in front of transport error messages; it means nothing to a user.
+_REQUEST_ID_PREFIX = re.compile(r"^\[req-[0-9a-z]+\] ")
 
 ARVADOS_CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
     "api_host": {"type": "str", "fallback": (env_fallback, ["ARVADOS_API_HOST"])},
@@ -112,35 +129,46 @@ def _host_and_port(api_host: str) -> tuple[str, int]:
 
 
 def check_reachable(options: ConnectionOptions) -> None:
-    """Fail at once on what no retry can mend: an unknown host name or an untrusted certificate.
+    """Fail at once on what no retry can mend: an unknown host name, an untrusted certificate, a server without TLS.
 
-    The SDK retries every connection failure with a doubling back-off, which would hide these for minutes.
+    Requests retry every connection failure with a doubling back-off, which would hide these for a minute.
     """
     host, port = _host_and_port(options.api_host)
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ArvadosClientError(f"cannot resolve the API host name {host!r} ({exc.strerror}): check api_host / ARVADOS_API_HOST") from None
-    if options.api_insecure:
-        return
-    context = ssl.create_default_context()
     try:
         with socket.create_connection((host, port), timeout=options.api_timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=host):
+            with _tls_context(options.api_insecure).wrap_socket(raw, server_hostname=host):
                 pass
     except ssl.SSLCertVerificationError as exc:
         raise ArvadosClientError(
             f"the TLS certificate of {options.api_host} is not trusted ({exc.verify_message}): install the cluster's CA certificate, "
             "or set api_insecure: true (ARVADOS_API_HOST_INSECURE=1) for a test cluster with a self-signed certificate"
         ) from None
+    except ssl.SSLError as exc:
+        if exc.reason in NOT_TLS_REASONS:
+            raise ArvadosClientError(
+                f"{options.api_host} does not talk TLS ({exc.reason}): check api_host / ARVADOS_API_HOST, "
+                "it must be the host and port of the Arvados API server, which talks HTTPS"
+            ) from None
     except OSError:
-        return  # refused or timed out: left to the SDK's retries, which end in a clear error too
+        return  # refused or timed out: left to the retries, which end in a clear error too
+
+
+def _tls_context(insecure: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def describe_error(exc: BaseException, options: ConnectionOptions) -> ArvadosClientError:
     """An SDK or transport exception as a message that names the cause and the fix, without the token."""
     status = getattr(getattr(exc, "resp", None), "status", None)
-    reason = _api_error_reason(exc) if status else str(exc)
+    reason = _api_error_reason(exc) if status else _transport_reason(exc)
     if status == 401:
         message = f"the API server {options.api_host} refused the token (401: {reason}): check api_token / ARVADOS_API_TOKEN, it may have expired"
     elif status == 403:
@@ -148,12 +176,30 @@ def describe_error(exc: BaseException, options: ConnectionOptions) -> ArvadosCli
     elif status == 404:
         message = f"not found on {options.api_host} (404: {reason})"
     elif status:
-        message = f"the API server {options.api_host} answered {status}: {reason}"
+        message = f"the API server {options.api_host} answered {status}: {reason}{_retry_account(exc)}"
     elif isinstance(exc, (socket.timeout, TimeoutError)):
-        message = f"the API server {options.api_host} did not answer within api_timeout ({options.api_timeout} s) after {options.num_retries} retries"
+        message = (f"the API server {options.api_host} did not answer within api_timeout ({options.api_timeout} s){_retry_account(exc)}: "
+                   "check that it is up and not overloaded, or raise api_timeout")
+    elif isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+        message = (f"cannot connect to the API server {options.api_host} ({reason}){_retry_account(exc)}: "
+                   "check api_host / ARVADOS_API_HOST and that the server is running")
     else:
         message = f"cannot talk to the API server {options.api_host}: {type(exc).__name__}: {reason}"
     return ArvadosClientError(redact(message, options), status=status)
+
+
+def _transport_reason(exc: BaseException) -> str:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return _REQUEST_ID_PREFIX.sub("", reason)
+
+
+def _retry_account(exc: BaseException) -> str:
+    """How long the request was retried before this failure, when it was."""
+    schedule = getattr(exc, "retry_schedule", None)
+    if schedule is None or not is_transient(exc):
+        return ""
+    retries = "1 retry" if schedule.retries == 1 else f"{schedule.retries} retries"
+    return f"; gave up after {retries} in {schedule.elapsed():.0f} s"
 
 
 def _api_error_reason(exc: BaseException) -> str:
@@ -170,6 +216,85 @@ def redact(text: str, options: ConnectionOptions) -> str:
     return text
 
 
+class RetrySchedule:
+    """When to send a failed request again: after a random back-off that doubles each time, as the SDK waits,
+    for at most `num_retries` retries, and only within `RETRY_WINDOW_IN_TIMEOUTS` api_timeouts of the first attempt.
+    """
+
+    def __init__(self, num_retries: int, api_timeout: float, clock: t.Callable[[], float] = time.monotonic,
+                 sleep: t.Callable[[float], None] = time.sleep, rand: t.Callable[[], float] = random.random) -> None:
+        self.num_retries = max(0, num_retries)
+        self.retries = 0
+        self._clock = clock
+        self._sleep = sleep
+        self._rand = rand
+        self._started = clock()
+        self.deadline = self._started + RETRY_WINDOW_IN_TIMEOUTS * api_timeout
+
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def wait_for_retry(self) -> bool:
+        """Sleep before the next retry and return True, or return False when no retry is left."""
+        if self.retries >= self.num_retries:
+            return False
+        delay = self._rand() * 2 ** (self.retries + 1)
+        if self._clock() + delay >= self.deadline:
+            return False
+        self._sleep(delay)
+        self.retries += 1
+        return True
+
+    def run(self, attempt: t.Callable[[], t.Any]) -> t.Any:
+        """`attempt()` until it succeeds, fails for good, or no retry is left; the last failure carries this schedule.
+
+        A failure that already carries a schedule was retried by a request of its own inside `attempt`, and is final.
+        """
+        while True:
+            try:
+                return attempt()
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                if hasattr(exc, "retry_schedule") or not (is_transient(exc) and self.wait_for_retry()):
+                    if not hasattr(exc, "retry_schedule"):
+                        exc.retry_schedule = self  # type: ignore[attr-defined]
+                    raise
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another attempt of the same request may succeed: 5xx and the SDK's retried 4xx, lost connections, timeouts.
+
+    Certificate and name resolution failures are not: no retry mends them.
+    """
+    status = getattr(getattr(exc, "resp", None), "status", None)
+    if status is not None:
+        return int(status) >= 500 or int(status) in TRANSIENT_STATUSES
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False
+    if isinstance(exc, (socket.timeout, TimeoutError, ConnectionError, ssl.SSLError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
+
+if ARVADOS_IMPORT_ERROR is None:
+    class BoundedRetryRequest(HttpRequest):
+        """An SDK request whose retries follow RetrySchedule, so that one request ends within three api_timeouts.
+
+        The SDK's own retries (googleapiclient's, unbounded in time) are switched off by building the client with
+        num_retries=0; every request, those the SDK's helpers make included, is built from this class and is retried
+        as often as the SDK would retry it: the larger of the call's and the client's num_retries.
+        """
+
+        def __init__(self, *args: t.Any, api_timeout: float = DEFAULT_API_TIMEOUT, client_num_retries: int = DEFAULT_NUM_RETRIES,
+                     **kwargs: t.Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.api_timeout = api_timeout
+            self.client_num_retries = client_num_retries
+
+        def execute(self, http: t.Any = None, num_retries: int = 0) -> t.Any:  # pylint: disable=arguments-differ
+            schedule = RetrySchedule(max(num_retries, self.client_num_retries), self.api_timeout)
+            return schedule.run(functools.partial(super().execute, http=http, num_retries=0))
+
+
 class ArvadosClient:
     """An SDK client bound to one set of connection options, with calls that fail in words a user can act on."""
 
@@ -177,13 +302,16 @@ class ArvadosClient:
         if ARVADOS_IMPORT_ERROR is not None:
             raise ArvadosClientError(f"the arvados-python-client library is required: {ARVADOS_IMPORT_ERROR}")
         self.options = options
+        schedule = RetrySchedule(options.num_retries, options.api_timeout)
         check_reachable(options)
         try:
-            self.api = arvados.api(
+            # Building the client fetches the discovery document, so a dead or refusing server fails in this one place.
+            self.api = schedule.run(lambda: arvados.api(
                 "v1", host=options.api_host, token=options.api_token, insecure=options.api_insecure,
-                num_retries=options.num_retries, timeout=options.api_timeout,
-            )
-            # The discovery document is fetched here, so a dead or refusing server fails in this one place.
+                num_retries=0, timeout=options.api_timeout,
+                requestBuilder=functools.partial(BoundedRetryRequest, api_timeout=options.api_timeout,
+                                                 client_num_retries=options.num_retries),
+            ))
             self._discovery = self.api._rootDesc  # pylint: disable=protected-access
         except REQUEST_ERRORS as exc:
             raise describe_error(exc, options) from None

@@ -301,6 +301,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC, docker_client
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, ImageRefError, parse_image_ref
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import (
+    ArchiveError,
     ArchiveSource,
     DaemonUnavailable,
     ImageIdentity,
@@ -414,7 +415,8 @@ class DockerImageTask:
             if identity is None and isinstance(source, _CheckModePull):
                 return source, None
             if identity is None:
-                raise ImageSourceError(f"{exc}; the cluster does not hold {self.ref.repo_tag} either") from None
+                field = "" if isinstance(exc, DaemonUnavailable) else "name: "
+                raise type(exc)(f"{field}{exc}; the cluster does not hold {self.ref.repo_tag} either") from None
             if not isinstance(source, _CheckModePull):
                 self.module.warn(f"{exc}. Using the image the cluster already holds for {self.ref.repo_tag}: {identity.image_id}.")
             return None, identity
@@ -466,11 +468,23 @@ class DockerImageTask:
             project = self.client.execute(resource.get(uuid=project_uuid))
         except ArvadosClientError as exc:
             if exc.status in (403, 404):
-                raise ArvadosClientError(f"project_uuid {project_uuid} is not a project this token can read (it may not exist or be trashed): {exc}") from None
+                raise ArvadosClientError(self.unreadable_project_message(project_uuid, exc)) from None
             raise
         if project.get("can_write") is False or project.get("is_trashed"):
             state = "is trashed" if project.get("is_trashed") else "is not writable with this token"
             raise ArvadosClientError(f"project_uuid {project_uuid} {state}: choose another project, or ask its owner for can_write")
+
+    def unreadable_project_message(self, project_uuid: str, error: ArvadosClientError) -> str:
+        """Why the project cannot be read: trashed (a get that includes the trash finds it), or unknown to this token."""
+        if "-j7d0g-" in project_uuid:
+            try:
+                trashed = self.client.execute(self.client.api.groups().get(uuid=project_uuid, include_trash=True)).get("is_trashed")
+            except ArvadosClientError:
+                trashed = False
+            if trashed:
+                return f"project_uuid {project_uuid} is trashed: untrash it, or choose another project"
+        return (f"project_uuid {project_uuid} is not a project this token can read: check the uuid, or ask the project's owner to share it "
+                f"with can_write ({error})")
 
     def apply(self, actions: list[Action], desired: DesiredImage, source: t.Any, holdings: ImageHoldings) -> ActionRunner:
         in_project = holdings.in_project.uuid if holdings.in_project else None
@@ -660,12 +674,20 @@ def predicted_choice_inputs(desired: DesiredImage, holdings: ImageHoldings, acti
     return links + [new_link], collections + [collection]
 
 
+def error_message(exc: Exception) -> str:
+    """An expected failure's message, led by the option to fix when it does not name one already."""
+    message = str(exc)
+    if isinstance(exc, ArchiveError) and not message.startswith("archive_path"):
+        return f"archive_path: {message}"
+    return message
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
         result = DockerImageTask(module).run()
     except (ImageRefError, ImageSourceError, ArvadosClientError, KeepUploadError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=error_message(exc))
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_json(msg=f"unexpected error: {type(exc).__name__}: {exc}", exception=traceback.format_exc())
     module.exit_json(**result)

@@ -98,7 +98,9 @@ images:
       type: str
       sample: 0.7.17
     image_id:
-      description: The image id from the collection's C(docker_image_hash) link, or null when it has none.
+      description:
+        - The image id from the collection's C(docker_image_hash) link, as C(sha256:<hex>) (v1 images' links name the
+          bare hex), or null when it has none.
       type: str
       sample: sha256:be05d0e5e2b6d3c4b1a7d1e9f7c0a1b2c3d4e5f60718293a4b5c6d7e8f901234
     collection_uuid:
@@ -145,6 +147,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
     CatalogReader,
     ImageCollection,
     ServerChoice,
+    full_image_id,
     iso_time,
     system_user_uuid_of,
 )
@@ -184,13 +187,16 @@ class ImageFilter:
             return False
         return self.image_id_prefix is None or (image["image_id"] or "").startswith(self.image_id_prefix)
 
-    def listing_search(self) -> tuple[str | None, str | None]:
-        """The image_name and image_tag that narrow list_images_in_arv's own reads."""
+    def listing_searches(self) -> list[tuple[str | None, str | None]]:
+        """The image_name and image_tag arguments that narrow list_images_in_arv's own reads.
+
+        An image id is searched in both forms: hash links of v1 images name it without `sha256:`.
+        """
         if self.repo is not None and self.tag is not None:
-            return self.repo, self.tag
+            return [(self.repo, self.tag)]
         if self.image_id_prefix is not None:
-            return self.image_id_prefix, None
-        return None, None
+            return [(self.image_id_prefix, None), (self.image_id_prefix[len("sha256:"):], None)]
+        return [(None, None)]
 
 
 def _repo_and_tag(name: str | None, tag: str | None) -> tuple[str | None, str | None]:
@@ -226,13 +232,20 @@ class ImageLister:
     def run(self) -> dict[str, t.Any]:
         self.client = ArvadosClient(connection_from_module(self.module))
         self.reader = CatalogReader(self.client)
-        image_name, image_tag = self.image_filter.listing_search()
-        listing = self.reader.upstream_listing(image_name, image_tag, self.module.params["project_uuid"])
-        images = [image for image in (listing_entry(uuid, info) for uuid, info in listing) if self.image_filter.matches(image)]
+        images = [image for image in self.listing() if self.image_filter.matches(image)]
         collections = {collection.uuid: collection for collection in self.reader.collections(image["collection_uuid"] for image in images)}
         images = [with_collection(image, collections[image["collection_uuid"]]) for image in images if image["collection_uuid"] in collections]
         mark_preferred(images, self.server_choices(images))
         return {"changed": False, "images": images}
+
+    def listing(self) -> list[dict[str, t.Any]]:
+        """The upstream listing's entries, each (collection, repo, tag) once, in the listing's order."""
+        entries: dict[tuple[t.Any, ...], dict[str, t.Any]] = {}
+        for image_name, image_tag in self.image_filter.listing_searches():
+            for uuid, info in self.reader.upstream_listing(image_name, image_tag, self.module.params["project_uuid"]):
+                entry = listing_entry(uuid, info)
+                entries.setdefault((uuid, entry["repo"], entry["tag"]), entry)
+        return list(entries.values())
 
     def server_choices(self, images: list[dict[str, t.Any]]) -> dict[str, ServerChoice]:
         names = sorted({repo_tag_of(image) for image in images if image["repo"] is not None})
@@ -242,10 +255,11 @@ class ImageLister:
 def listing_entry(collection_uuid: str, info: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """One list_images_in_arv entry as data; its `_sort_key` holds both of the link's times."""
     image_timestamp, created_at = _link_times(info)
+    image_id = _known(info.get("dockerhash"))
     return {
         "repo": _known(info.get("repo")),
         "tag": _known(info.get("tag")),
-        "image_id": _known(info.get("dockerhash")),
+        "image_id": full_image_id(image_id) if image_id else None,
         "collection_uuid": collection_uuid,
         "portable_data_hash": None,
         "owner_uuid": None,

@@ -1,0 +1,123 @@
+"""Fixtures of the fault, bad-input and secrets suite: services of our own, a staged collection, and a host that
+runs ansible-playbook against them with a distinctive token given as a module option or through the environment.
+
+Every run made through a `Host` is checked for the token (whole, and its secret part) in everything it printed
+or returned, so each scenario is also a secrets test.
+"""
+from __future__ import annotations
+
+import pathlib
+import re
+import typing as t
+
+import pytest
+
+from cluster import ClusterView, ExpectedImage, expected_image
+from harness.docker_env import DockerDaemon, ImageFactory
+from harness.emulator import Emulator
+from hosts import DELIVERIES, MEASURED_SECONDS, Host, new_project
+from playbooks import AnsibleRunner, stage_collection
+
+NOT_A_NAME = re.compile(r"[^a-z0-9]+")
+
+
+@pytest.fixture(scope="session")
+def state_root(tmp_path_factory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory) -> pathlib.Path:
+    """The collection as ansible-core finds it: <dir>/ansible_collections/arvados/cluster, copied once."""
+    return stage_collection(tmp_path_factory.mktemp("collections"))
+
+
+@pytest.fixture(scope="session")
+def emulator(state_root):
+    emu = Emulator(state_root / "emulator").start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture()
+def fresh_emulator(tmp_path):
+    """An emulator of the test's own, for tests that change server-wide settings, inject faults or restart it."""
+    emu = Emulator(tmp_path / "emulator").start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd(state_root):
+    daemon = DockerDaemon(state_root / "dockerd").start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def images(dockerd, state_root) -> ImageFactory:
+    return ImageFactory(dockerd, state_root / "images")
+
+
+@pytest.fixture()
+def runner(collections_path, tmp_path):
+    """One managed host: runs share its HOME (and so the module's upload lock), as runs on one machine do."""
+    host_runner = AnsibleRunner(collections_path, tmp_path / "host")
+    yield host_runner
+    host_runner.close()
+
+
+@pytest.fixture(params=DELIVERIES)
+def delivery(request) -> str:
+    """How the token reaches the module: as the api_token option, or through the controller's ARVADOS_API_TOKEN."""
+    return request.param
+
+
+def slug_of(request) -> str:
+    """The test's name as a repository name component: lowercase words joined by '-', without the 'test_' prefix."""
+    name = request.node.name.lower().removeprefix("test_")
+    return NOT_A_NAME.sub("-", name)[:60].strip("-")
+
+
+@pytest.fixture(scope="session")
+def alice_token(emulator) -> str:
+    """A token of alice's that appears nowhere but where a test puts it."""
+    return emulator.mint_token("alice", None)
+
+
+@pytest.fixture()
+def host(runner, emulator, dockerd, delivery, alice_token) -> Host:
+    return Host(runner, emulator, dockerd.docker_host, delivery, alice_token)
+
+
+@pytest.fixture()
+def fresh_host(runner, fresh_emulator, dockerd, delivery) -> Host:
+    return Host(runner, fresh_emulator, dockerd.docker_host, delivery, fresh_emulator.mint_token("alice", None))
+
+
+@pytest.fixture()
+def admin_view(emulator) -> ClusterView:
+    return ClusterView(emulator.api("admin"))
+
+
+@pytest.fixture()
+def project(request, emulator) -> str:
+    """A project of alice's for this test alone, so counts in it are the test's own."""
+    return new_project(emulator, f"faults {slug_of(request)}")
+
+
+@pytest.fixture()
+def build_image(request, images) -> t.Callable[..., ExpectedImage]:
+    """Build an image named after the test (plus a suffix) and return what its collection must be."""
+    def build(suffix: str = "", size: int = 1000, tag: str = "1.0") -> ExpectedImage:
+        repo = f"faults/{slug_of(request)}{'-' + suffix if suffix else ''}"
+        images.build(repo, tag, size=size)
+        return expected_image(images.client.api, f"{repo}:{tag}")
+    return build
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if MEASURED_SECONDS:
+        terminalreporter.section("measured run times")
+        for what, seconds in sorted(MEASURED_SECONDS.items()):
+            terminalreporter.write_line(f"{what}: {seconds:.1f} s")

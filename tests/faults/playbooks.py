@@ -1,0 +1,226 @@
+"""Drive the collection through ansible-playbook: a staged copy of the collection, one-task playbooks, parsed results.
+
+Every run gets a playbook of its own, an inventory whose interpreter is this venv's python, a HOME private to
+the runner (shared by the runs of one runner, as runs on one host share it), `-vvv`, and a callback that writes
+each task's result as JSON, so a test reads the result exactly as ansible-core handed it on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing as t
+
+import psutil
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+CALLBACK_DIR = pathlib.Path(__file__).resolve().parent / "callback_plugins"
+BIN = pathlib.Path(sys.executable).parent
+COLLECTION_PARTS = ("galaxy.yml", "meta", "plugins", "roles")
+MODULE = "arvados.cluster.arvados_docker_image"
+# Variables of the test process that would leak into the runs and change what they do.
+LEAKY_VARIABLE_PREFIXES = ("ARVADOS_", "DOCKER_", "ANSIBLE_")
+RUN_TIMEOUT = 300
+SHORT_TEMP_PARENT = "/tmp"
+
+
+def stage_collection(root: pathlib.Path) -> pathlib.Path:
+    """Copy the collection's runtime files under root/ansible_collections/arvados/cluster; returns root."""
+    target = root / "ansible_collections" / "arvados" / "cluster"
+    target.mkdir(parents=True)
+    for part in COLLECTION_PARTS:
+        source = REPO_ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__", "molecule"))
+        elif source.exists():
+            shutil.copy2(source, target / part)
+    return root
+
+
+@dataclasses.dataclass
+class PlaybookRun:
+    """What one ansible-playbook run printed and returned; `results` maps task names to their results."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    results: dict[str, dict[str, t.Any]]
+    elapsed: float
+
+    @property
+    def output(self) -> str:
+        return f"{self.stdout}\n{self.stderr}"
+
+    @property
+    def result(self) -> dict[str, t.Any]:
+        """The result of the task under test."""
+        return self.results.get(TASK_UNDER_TEST, {})
+
+    @property
+    def failed(self) -> bool:
+        return self.result.get("_status") == "failed"
+
+    @property
+    def msg(self) -> str:
+        return str(self.result.get("msg", ""))
+
+    def everything(self) -> str:
+        """All text a user could see: the output and every result."""
+        return f"{self.output}\n{json.dumps(self.results)}"
+
+    def describe(self) -> str:
+        return f"rc={self.rc} result={json.dumps(self.result, indent=1)[:4000]}\nstderr tail: {self.stderr[-2000:]}"
+
+
+TASK_UNDER_TEST = "under test"
+
+
+def module_task(args: dict[str, t.Any], module: str = MODULE, **keywords: t.Any) -> dict[str, t.Any]:
+    """The task under test, which may fail without ending the play."""
+    return {"name": TASK_UNDER_TEST, module: args, "ignore_errors": True, **keywords}
+
+
+class RunningPlaybook:
+    """A playbook started in the background, for tests that act on it while it runs."""
+
+    def __init__(self, process: subprocess.Popen, finish: t.Callable[[RunningPlaybook, float], PlaybookRun]) -> None:
+        self.process = process
+        self._finish = finish
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        # Runs waited for one after another still get their own end times.
+        threading.Thread(target=self._note_end, daemon=True).start()
+
+    def _note_end(self) -> None:
+        self.process.wait()
+        self.ended = time.monotonic()
+
+    def module_processes(self, module_name: str = "arvados_docker_image") -> list[psutil.Process]:
+        """The module processes this playbook runs (the AnsiballZ wrapper and anything it started)."""
+        marker = f"AnsiballZ_{module_name}.py"
+        found = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if any(marker in part for part in child.cmdline()):
+                    found.append(child)
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+        return found
+
+    def kill_module(self) -> int:
+        """SIGKILL the module's processes; returns how many were killed."""
+        processes = self.module_processes()
+        for process in processes:
+            try:
+                process.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                continue
+        return len(processes)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float = RUN_TIMEOUT) -> PlaybookRun:
+        return self._finish(self, timeout)
+
+
+class AnsibleRunner:
+    """Runs one-task playbooks against the staged collection as one managed host would: same HOME for all runs."""
+
+    def __init__(self, collections_path: pathlib.Path, work_dir: pathlib.Path) -> None:
+        self.collections_path = collections_path
+        self.work_dir = work_dir
+        self.home = work_dir / "home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        # ansible-core puts unix sockets in TMPDIR, whose paths must stay short.
+        self.temp = pathlib.Path(tempfile.mkdtemp(prefix="arvft-", dir=SHORT_TEMP_PARENT))
+        self._numbers = itertools.count(1)
+
+    def close(self) -> None:
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def environment(self, extra: t.Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(LEAKY_VARIABLE_PREFIXES)}
+        temp = self.temp
+        env.update(
+            HOME=str(self.home), TMPDIR=str(temp), PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+            ANSIBLE_COLLECTIONS_PATH=str(self.collections_path), ANSIBLE_CALLBACK_PLUGINS=str(CALLBACK_DIR),
+            ANSIBLE_CALLBACKS_ENABLED="result_file", ANSIBLE_LOCAL_TEMP=str(temp / "ansible-local"),
+            ANSIBLE_REMOTE_TMP=str(temp / "ansible-remote"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
+            ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_DEPRECATION_WARNINGS="0", PYTHONUNBUFFERED="1",
+            # Results carry the module's arguments (no_log ones masked), so -vvv prints them: more for a leak to show in.
+            ANSIBLE_INJECT_INVOCATION="1",
+        )
+        env.update(extra or {})
+        return env
+
+    def _prepare(self, tasks: list[dict[str, t.Any]], variables: t.Mapping[str, t.Any] | None) -> pathlib.Path:
+        folder = self.work_dir / f"run-{next(self._numbers):03d}"
+        folder.mkdir()
+        play = {"hosts": "localhost", "gather_facts": False, "vars": dict(variables or {}), "tasks": tasks}
+        # JSON is YAML, and keeps every value exactly as written.
+        (folder / "playbook.yml").write_text(json.dumps([play], indent=1), encoding="utf-8")
+        (folder / "inventory").mkdir()
+        (folder / "inventory" / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}), encoding="utf-8")
+        return folder
+
+    def start(self, tasks: list[dict[str, t.Any]], env: t.Mapping[str, str] | None = None,
+              variables: t.Mapping[str, t.Any] | None = None, check: bool = False, diff: bool = False,
+              verbosity: int = 3) -> RunningPlaybook:
+        folder = self._prepare(tasks, variables)
+        command = [str(BIN / "ansible-playbook"), "-i", str(folder / "inventory" / "hosts.yml"), str(folder / "playbook.yml")]
+        if verbosity:
+            command.append("-" + "v" * verbosity)
+        if check:
+            command.append("--check")
+        if diff:
+            command.append("--diff")
+        environment = self.environment(env)
+        environment["ARVADOS_CLUSTER_TEST_RESULTS"] = str(folder / "results.jsonl")
+        stdout = open(folder / "stdout.txt", "wb")
+        stderr = open(folder / "stderr.txt", "wb")
+        with stdout, stderr:
+            process = subprocess.Popen(command, cwd=folder, env=environment, stdin=subprocess.DEVNULL,
+                                       stdout=stdout, stderr=stderr, start_new_session=True)
+
+        def finish(running: RunningPlaybook, timeout: float) -> PlaybookRun:
+            try:
+                rc = running.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(running.process.pid, signal.SIGKILL)
+                running.process.wait()
+                raise
+            while running.ended is None:
+                time.sleep(0.01)
+            return PlaybookRun(rc=rc, stdout=(folder / "stdout.txt").read_text(errors="replace"),
+                               stderr=(folder / "stderr.txt").read_text(errors="replace"),
+                               results=read_results(folder / "results.jsonl"), elapsed=running.ended - running.started)
+
+        return RunningPlaybook(process, finish)
+
+    def run(self, tasks: list[dict[str, t.Any]], timeout: float = RUN_TIMEOUT, **options: t.Any) -> PlaybookRun:
+        return self.start(tasks, **options).wait(timeout)
+
+    def module(self, args: dict[str, t.Any], timeout: float = RUN_TIMEOUT, **options: t.Any) -> PlaybookRun:
+        """Run the module once with these arguments."""
+        return self.run([module_task(args)], timeout=timeout, **options)
+
+
+def read_results(path: pathlib.Path) -> dict[str, dict[str, t.Any]]:
+    results: dict[str, dict[str, t.Any]] = {}
+    if not path.exists():
+        return results
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        results[record["task"]] = {"_status": record["status"], **record["result"]}
+    return results

@@ -1,0 +1,193 @@
+"""Bad input to the module: each case is a clear error that names the field and the fix, and creates nothing.
+
+Every case is a run of its own, for both ways of giving the token. The runs of one delivery go in parallel
+between two snapshots of every object in the cluster (collections and groups with trashed ones, links): since no
+case may create anything, the two must be equal. The format case changes a server setting, so it runs alone.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import pathlib
+import typing as t
+
+import pytest
+
+from cluster import ClusterView, Snapshot
+from hosts import DELIVERIES, assert_no_secret, connection, new_project
+from harness.emulator import Emulator
+from playbooks import AnsibleRunner, PlaybookRun, module_task
+
+PARALLEL_RUNS = 4
+EXPIRED = "2000-01-01T00:00:00Z"
+
+
+@dataclasses.dataclass(frozen=True)
+class BadInput:
+    """One row of the table. Values in `args` may name fixtures as {placeholders}.
+
+    `token` is "distinctive" (the suite's token), "expired", "invalid" or "missing"; `api_host` "emulator" or "keep"
+    (a server that is not the API); `insecure` False checks the emulator's self-signed certificate.
+    """
+
+    case: str
+    args: t.Mapping[str, t.Any]
+    expected: tuple[str, ...]
+    token: str = "distinctive"
+    api_host: str = "emulator"
+    insecure: bool = True
+    alone: bool = False
+
+
+CASES = (
+    BadInput("uppercase repository", {"name": "Faults/Bad:1.0"}, ("name:", "must be lowercase", "use 'faults/bad'")),
+    BadInput("tag in name and tag disagree", {"name": "faults/bad:1.0", "tag": "2.0"}, ("tag", "give the tag in only one of name and tag")),
+    BadInput("colon without tag", {"name": "faults/bad:"}, ("name:", "':' must be followed by a tag")),
+    BadInput("digest reference", {"name": "faults/bad@sha256:0123"}, ("name:", "digest")),
+    BadInput("whitespace in name", {"name": "faults/bad image:1.0"}, ("name:", "whitespace", "remove it")),
+    BadInput("invalid tag", {"name": "faults/bad", "tag": "-1.0"}, ("tag:", "-1.0")),
+    BadInput("tag too long", {"name": "faults/bad", "tag": "t" * 129}, ("tag:", "longer than 128 characters", "shorter tag")),
+    BadInput("empty name", {"name": ""}, ("name:", "must not be empty")),
+    BadInput("image id prefix too short", {"name": "sha256:12"}, ("name:", "sha256:12")),
+    BadInput("unknown project", {"name": "faults/bad:1.0", "project_uuid": "zzzzz-j7d0g-doesnotexist123", "source": "archive",
+                                 "archive_path": "{archive}"}, ("project_uuid zzzzz-j7d0g-doesnotexist123", "not a project this token can read", "check the uuid")),
+    BadInput("malformed project uuid", {"name": "faults/bad:1.0", "project_uuid": "my project", "source": "archive",
+                                        "archive_path": "{archive}"}, ("project_uuid", "my project")),
+    BadInput("trashed project", {"name": "faults/bad:1.0", "project_uuid": "{trashed_project}", "source": "archive",
+                                 "archive_path": "{archive}"}, ("project_uuid", "is trashed", "untrash it, or choose another project")),
+    BadInput("project not writable", {"name": "faults/bad:1.0", "project_uuid": "{read_only_project}", "source": "archive",
+                                      "archive_path": "{archive}"}, ("project_uuid", "not writable", "can_write")),
+    BadInput("expired token", {"name": "faults/bad:1.0"}, ("refused the token", "api_token / ARVADOS_API_TOKEN", "expired"),
+             token="expired"),
+    BadInput("invalid token", {"name": "faults/bad:1.0"}, ("refused the token", "api_token / ARVADOS_API_TOKEN"), token="invalid"),
+    BadInput("no token", {"name": "faults/bad:1.0"}, ("no Arvados API token", "set api_token", "ARVADOS_API_TOKEN"), token="missing"),
+    BadInput("wrong host", {"name": "faults/bad:1.0"}, ("does not talk TLS", "check api_host / ARVADOS_API_HOST"), api_host="keep"),
+    BadInput("TLS certificate not trusted", {"name": "faults/bad:1.0"}, ("is not trusted", "set api_insecure: true", "ARVADOS_API_HOST_INSECURE"),
+             insecure=False),
+    BadInput("image in neither daemon nor cluster", {"name": "faults/never-built:1.0"},
+             ("name:", "faults/never-built:1.0", "is not in the Docker daemon", "pull it", "the cluster does not hold")),
+    BadInput("Docker daemon unreachable", {"name": "faults/never-built:1.0", "docker_host": "unix:///nonexistent/docker.sock"},
+             ("docker_host", "cannot reach the Docker daemon", "check docker_host / DOCKER_HOST")),
+    BadInput("archive is not a tar", {"name": "faults/bad:1.0", "source": "archive", "archive_path": "{not_a_tar}"},
+             ("archive_path:", "is not a tar archive", "docker save")),
+    BadInput("truncated archive", {"name": "{image}", "source": "archive", "archive_path": "{truncated}"},
+             ("archive_path:", "truncated", "save the archive again")),
+    BadInput("archive with two images, none named", {"name": "faults/bad:1.0", "source": "archive", "archive_path": "{two_images}"},
+             ("archive_path:", "no image named faults/bad:1.0", "check the name")),
+    BadInput("archive missing", {"name": "faults/bad:1.0", "source": "archive", "archive_path": "/nonexistent/image.tar"},
+             ("archive_path:", "no such file", "give the path")),
+    BadInput("archive_path with source local", {"name": "faults/bad:1.0", "archive_path": "{archive}"},
+             ("archive_path is only read with source: archive", "set source: archive")),
+    BadInput("source archive without archive_path", {"name": "faults/bad:1.0", "source": "archive"},
+             ("source: archive needs archive_path",)),
+    BadInput("pull of an image id", {"name": "sha256:0123456789ab", "source": "pull"}, ("name:", "source: pull needs a repository name")),
+    BadInput("absent with source pull", {"name": "faults/bad:1.0", "state": "absent", "source": "pull"},
+             ("state: absent never pulls", "drop source: pull")),
+    BadInput("unknown option", {"name": "faults/bad:1.0", "project": "x"}, ("Unsupported parameters", "project", "project_uuid")),
+    BadInput("format the cluster does not run", {"name": "{image}", "source": "archive", "archive_path": "{archive}"},
+             ("dockerImageFormats", "v1", "force_image_format: true"), alone=True),
+)
+
+
+@dataclasses.dataclass
+class Fixtures:
+    """What the cases refer to: projects, archives, tokens."""
+
+    values: dict[str, str]
+    tokens: dict[str, str]
+    keep_host: str
+
+
+def prepare(emulator: Emulator, images, dockerd, folder: pathlib.Path) -> Fixtures:
+    alice = emulator.api("alice")
+    trashed = new_project(emulator, "bad input: trashed")
+    alice.groups().trash(uuid=trashed).execute()
+    read_only = new_project(emulator, "bad input: bob's", user="bob")
+    emulator.api("bob").links().create(body={"link": {"link_class": "permission", "name": "can_read", "head_uuid": read_only,
+                                                      "tail_uuid": emulator.users["alice"]["uuid"]}}).execute()
+    image = images.build("faults/bad-input-archive", "1.0")
+    other = images.build("faults/bad-input-other", "1.0")
+    archive = images.save(image.ref, folder / "image.tar")
+    truncated = folder / "truncated.tar"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    not_a_tar = folder / "not-a-tar.tar"
+    not_a_tar.write_bytes(b"this is not an image archive\n" * 100)
+    two_images = folder / "two-images.tar"
+    dockerd.cli("save", "-o", str(two_images), image.ref, other.ref)
+    keep = emulator.keep_url.split("//", 1)[1].rstrip("/")
+    return Fixtures(
+        values={"trashed_project": trashed, "read_only_project": read_only, "archive": str(archive), "image": image.ref,
+                "truncated": str(truncated), "not_a_tar": str(not_a_tar), "two_images": str(two_images)},
+        tokens={"distinctive": emulator.mint_token("alice", None), "expired": emulator.mint_token("alice", EXPIRED),
+                "invalid": "v2/zzzzz-gj3su-0badtoken0000aa/0123456789abcdefghijklmnopqrstuvwxyz0123456789abcd"},
+        keep_host=keep,
+    )
+
+
+def case_run(case: BadInput, delivery: str, emulator: Emulator, fixtures: Fixtures, docker_host: str) -> tuple[list[dict], dict[str, str], tuple[str, ...]]:
+    """The task, environment and secrets of one case."""
+    api_host = fixtures.keep_host if case.api_host == "keep" else emulator.api_host
+    token = fixtures.tokens.get(case.token, "")
+    args, env = connection(delivery, api_host, token, insecure=case.insecure)
+    if case.token == "missing":
+        args.pop("api_token", None)
+        env.pop("ARVADOS_API_TOKEN", None)
+    args = {"docker_host": docker_host, **args}
+    args.update({key: value.format(**fixtures.values) if isinstance(value, str) else value for key, value in case.args.items()})
+    secrets = tuple(secret for value in fixtures.tokens.values() for secret in (value, value.rsplit("/", 1)[-1]))
+    return [module_task(args)], env, secrets
+
+
+@dataclasses.dataclass
+class TableRuns:
+    runs: dict[tuple[str, str], tuple[PlaybookRun, tuple[str, ...]]]
+    created: dict[str, set[str]]
+
+
+def run_cases(runner: AnsibleRunner, view: ClusterView, cases: t.Sequence[BadInput], delivery: str, emulator: Emulator,
+              fixtures: Fixtures, docker_host: str) -> tuple[dict[str, tuple[PlaybookRun, tuple[str, ...]]], set[str]]:
+    before: Snapshot = view.snapshot()
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL_RUNS) as pool:
+        futures = {}
+        for case in cases:
+            tasks, env, secrets = case_run(case, delivery, emulator, fixtures, docker_host)
+            futures[case.case] = (pool.submit(runner.run, tasks, env=env), secrets)
+        runs = {name: (future.result(), secrets) for name, (future, secrets) in futures.items()}
+    return runs, view.snapshot().created_since(before)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory, collections_path, images, dockerd) -> t.Iterator[TableRuns]:
+    emulator = Emulator(tmp_path_factory.mktemp("bad-input-emulator")).start()
+    runner = AnsibleRunner(collections_path, tmp_path_factory.mktemp("bad-input-host"))
+    try:
+        fixtures = prepare(emulator, images, dockerd, tmp_path_factory.mktemp("bad-input-files"))
+        view = ClusterView(emulator.api("admin"))
+        table_runs = TableRuns(runs={}, created={})
+        for delivery in DELIVERIES:
+            runs, created = run_cases(runner, view, [case for case in CASES if not case.alone], delivery, emulator, fixtures, dockerd.docker_host)
+            emulator.set_docker_image_formats(["v1"])
+            try:
+                alone, created_alone = run_cases(runner, view, [case for case in CASES if case.alone], delivery, emulator, fixtures,
+                                                 dockerd.docker_host)
+            finally:
+                emulator.set_docker_image_formats(["v2"])
+            for name, run in {**runs, **alone}.items():
+                table_runs.runs[name, delivery] = run
+            table_runs.created[delivery] = created | created_alone
+        yield table_runs
+    finally:
+        runner.close()
+        emulator.stop()
+
+
+@pytest.mark.parametrize("delivery", DELIVERIES)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.case.replace(" ", "-"))
+def test_bad_input_is_a_clear_error_that_creates_nothing(table: TableRuns, case: BadInput, delivery: str) -> None:
+    run, secrets = table.runs[case.case, delivery]
+    assert run.failed, run.describe()
+    for words in case.expected:
+        assert words in run.msg, f"{words!r} not in {run.msg!r}"
+    assert "Traceback" not in run.msg and "unexpected error" not in run.msg
+    assert table.created[delivery] == set(), "bad input created objects in the cluster"
+    assert_no_secret(run, secrets)
