@@ -28,13 +28,13 @@ DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rs
 # ansible-test runs with a private HOME (its caches and the offline pip bootstrap live there).
 TEST_ENV := HOME=$(TEST_HOME) ANSIBLE_REMOTE_TMP=$(TEST_HOME)/.ansible/tmp PATH=$(PYTHONS):$$PATH
 
-.PHONY: help test deps venv venvs stage pythons pip-bootstrap sanity units functional integration lint docs \
+.PHONY: help test deps venv venvs stage pythons pip-bootstrap sanity units functional integration faults lint docs \
         build-collection demo bench clean
 
 help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
-	@echo "make sanity | units | functional | integration | lint | docs | build-collection | bench | bench-lookup"
+	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
 	@echo "make molecule | ee | bench-role"
 
 test: deps venvs
@@ -42,6 +42,7 @@ test: deps venvs
 	$(MAKE) units
 	$(MAKE) functional
 	$(MAKE) integration
+	$(MAKE) faults
 	$(MAKE) molecule
 	$(MAKE) lint
 	$(MAKE) docs
@@ -119,6 +120,10 @@ integration: deps venv stage
 	$(VENV)/bin/python tests/harness/integration_config.py --emulator $(SERVICES)/emulator.json \
 	  --docker $(SERVICES)/docker.json --output $(STAGE)/tests/integration/integration_config.yml; \
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test integration --local --color no -v
+
+# Faults, interruptions, races, bad input and secrets, each through ansible-playbook; services of its own.
+faults: deps venv
+	$(VENV)/bin/python -m pytest -p no:cacheprovider --basetemp=$(BUILD)/faults tests/faults
 
 .PHONY: services-down
 services-down:

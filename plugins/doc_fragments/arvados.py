@@ -29,13 +29,19 @@ options:
     type: bool
   num_retries:
     description:
-      - How many times a failed API or Keep request is retried, with a random back-off that doubles each time.
-      - Certificate, name resolution, V(401) and V(403) errors are never retried.
+      - How many times a failed API request or Keep block write is retried, after a wait that doubles each time (for API
+        requests a random wait of up to 2, 4, 8, ... seconds, as the Arvados SDK waits).
+      - Answers 5xx, 408, 409, 423 and 429, refused or dropped connections and timeouts are retried. Certificate, name
+        resolution, 401, 403, 404 and 422 errors are never retried.
+      - Retries of an API request also stop at the limit that O(api_timeout) sets.
     type: int
     default: 5
   api_timeout:
     description:
-      - Seconds to wait for one API request before it counts as failed (and is retried).
+      - Seconds to wait for one attempt of an API request (to connect, or for the answer) before it counts as failed and is retried.
+      - Retries of an API request start only within twice this time of its first attempt, so a request that keeps failing
+        ends within three times this whatever O(num_retries) allows. At the defaults, an API server that is down or
+        answers too slowly makes the task fail within a minute.
     type: int
     default: 20
 """
@@ -81,7 +87,8 @@ options:
       - name: arvados_api_insecure
   num_retries:
     description:
-      - How many times a failed API request is retried. Certificate, name resolution, V(401) and V(403) errors are never retried.
+      - How many times a failed API request is retried, with a random back-off that doubles each time.
+        Certificate, name resolution, 401, 403, 404 and 422 errors are never retried.
     type: int
     default: 5
     ini:
@@ -91,7 +98,9 @@ options:
       - name: arvados_num_retries
   api_timeout:
     description:
-      - Seconds to wait for one API request before it counts as failed.
+      - Seconds to wait for one attempt of an API request before it counts as failed and is retried.
+      - Retries of a request start only within twice this time of its first attempt, so a request that keeps failing
+        ends within three times this (a minute at the default).
     type: int
     default: 20
     ini:

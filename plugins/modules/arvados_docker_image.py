@@ -128,6 +128,9 @@ notes:
     C(~/.cache/arvados-cluster/locks) on the host that runs the module.
   - A run killed during an upload leaves no link behind; the next run finds a collection it saved by the
     C(docker-image-id) property and only adds its links.
+  - At the default O(num_retries) and O(api_timeout), an API server that refuses connections or answers too slowly
+    makes the task fail within a minute. A certificate the managed node does not trust, a host name that does not
+    resolve, and an O(api_host) that does not talk TLS fail at once.
 seealso:
   - name: arv-keepdocker
     description: The Arvados command-line tool this module replaces.
@@ -276,6 +279,7 @@ diff:
 """
 
 import datetime
+import re
 import traceback
 import typing as t
 
@@ -320,6 +324,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
 from ansible_collections.arvados.cluster.plugins.module_utils._upload import KeepUploadError
 
 IMAGE_FORMAT = "v2"
+ARVADOS_UUID = re.compile(r"[a-z0-9]{5}-[a-z0-9]{5}-[a-z0-9]{15}")
 NEW_COLLECTION = "(new collection)"
 
 
@@ -475,7 +480,10 @@ class DockerImageTask:
             raise ArvadosClientError(f"project_uuid {project_uuid} {state}: choose another project, or ask its owner for can_write")
 
     def unreadable_project_message(self, project_uuid: str, error: ArvadosClientError) -> str:
-        """Why the project cannot be read: trashed (a get that includes the trash finds it), or unknown to this token."""
+        """Why the project cannot be read: not a uuid, trashed (a get that includes the trash finds it), or unknown to this token."""
+        if not ARVADOS_UUID.fullmatch(project_uuid):
+            return (f"project_uuid {project_uuid!r} is not an Arvados uuid (such as zzzzz-j7d0g-0123456789abcde): give the uuid of a "
+                    "project, or leave project_uuid out for the token user's home project")
         if "-j7d0g-" in project_uuid:
             try:
                 trashed = self.client.execute(self.client.api.groups().get(uuid=project_uuid, include_trash=True)).get("is_trashed")

@@ -13,6 +13,7 @@ import typing as t
 import pytest
 
 from cluster import ClusterView, ExpectedImage, expected_image
+from connection_scenarios import ConnectionScenarios
 from harness.docker_env import DockerDaemon, ImageFactory
 from harness.emulator import Emulator
 from hosts import DELIVERIES, MEASURED_SECONDS, Host, new_project
@@ -32,6 +33,20 @@ def collections_path(tmp_path_factory) -> pathlib.Path:
     return stage_collection(tmp_path_factory.mktemp("collections"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def connection_scenarios(request, collections_path, tmp_path_factory) -> t.Iterator[ConnectionScenarios | None]:
+    """Started first when test_connection.py is in the session, so its waiting overlaps the other tests."""
+    wanted = any(item.module.__name__ == "test_connection" for item in request.session.items)
+    if not wanted:
+        yield None
+        return
+    scenarios = ConnectionScenarios(collections_path, tmp_path_factory.mktemp("connection"))
+    try:
+        yield scenarios.start()
+    finally:
+        scenarios.stop()
+
+
 @pytest.fixture(scope="session")
 def emulator(state_root):
     emu = Emulator(state_root / "emulator").start()
@@ -41,7 +56,7 @@ def emulator(state_root):
 
 @pytest.fixture()
 def fresh_emulator(tmp_path):
-    """An emulator of the test's own, for tests that change server-wide settings, inject faults or restart it."""
+    """An emulator of the test's own, for a test that restarts it."""
     emu = Emulator(tmp_path / "emulator").start()
     yield emu
     emu.stop()
@@ -86,12 +101,39 @@ def alice_token(emulator) -> str:
 
 
 @pytest.fixture()
-def host(runner, emulator, dockerd, delivery, alice_token) -> Host:
-    return Host(runner, emulator, dockerd.docker_host, delivery, alice_token)
+def quiet_emulator(emulator) -> t.Iterator[Emulator]:
+    """The session's emulator with no fault, latency or logged request left from an earlier test, and none left after."""
+    emulator.clear_faults()
+    emulator.reset_request_log()
+    yield emulator
+    emulator.clear_faults()
+
+
+@pytest.fixture()
+def host(runner, quiet_emulator, dockerd, delivery, alice_token) -> Host:
+    return Host(runner, quiet_emulator, dockerd.docker_host, delivery, alice_token)
+
+
+@pytest.fixture()
+def parallel_hosts(collections_path, tmp_path, dockerd) -> t.Iterator[list[Host]]:
+    """A host per delivery, each with an emulator of its own, for scenarios that run on both at once."""
+    hosts, emulators, runners = [], [], []
+    try:
+        for delivery in DELIVERIES:
+            emulators.append(Emulator(tmp_path / f"emulator-{delivery}").start())
+            runners.append(AnsibleRunner(collections_path, tmp_path / f"host-{delivery}"))
+            hosts.append(Host(runners[-1], emulators[-1], dockerd.docker_host, delivery, emulators[-1].mint_token("alice", None)))
+        yield hosts
+    finally:
+        for runner_of_host in runners:
+            runner_of_host.close()
+        for emulator_of_host in emulators:
+            emulator_of_host.stop()
 
 
 @pytest.fixture()
 def fresh_host(runner, fresh_emulator, dockerd, delivery) -> Host:
+    """A host talking to an emulator of the test's own, for a test that restarts it."""
     return Host(runner, fresh_emulator, dockerd.docker_host, delivery, fresh_emulator.mint_token("alice", None))
 
 

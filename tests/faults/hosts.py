@@ -1,6 +1,7 @@
 """A managed host that runs the module against one cluster with a distinctive token, and checks every run for it."""
 from __future__ import annotations
 
+import concurrent.futures
 import typing as t
 
 from harness.emulator import Emulator
@@ -71,3 +72,16 @@ def assert_no_secret(run: PlaybookRun, secrets: t.Iterable[str]) -> None:
 def new_project(emulator: Emulator, name: str, user: str = "alice") -> str:
     body = {"group": {"name": name, "group_class": "project"}}
     return emulator.api(user).groups().create(body=body, ensure_unique_name=True).execute()["uuid"]
+
+
+def on_each_host(hosts: t.Sequence[Host], scenario: t.Callable[[Host], None]) -> None:
+    """Run one scenario on each host at once (such scenarios mostly wait on retries); failures name the delivery."""
+    with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
+        futures = {host.delivery: pool.submit(scenario, host) for host in hosts}
+    failures = []
+    for delivery, future in futures.items():
+        try:
+            future.result()
+        except AssertionError as exc:
+            failures.append(f"token as {delivery}: {exc}")
+    assert not failures, "\n".join(failures)

@@ -1,8 +1,9 @@
-"""Drive the collection through ansible-playbook: a staged copy of the collection, one-task playbooks, parsed results.
+"""Drive the collection through ansible-playbook: a staged copy of the collection, small playbooks, parsed results.
 
-Every run gets a playbook of its own, an inventory whose interpreter is this venv's python, a HOME private to
-the runner (shared by the runs of one runner, as runs on one host share it), `-vvv`, and a callback that writes
-each task's result as JSON, so a test reads the result exactly as ansible-core handed it on.
+Every run gets a playbook of its own (one task, or several for the bad-input table), an inventory whose interpreter
+is this venv's python, a HOME private to the runner (shared by the runs of one runner, as runs on one host share
+it), `-vvv`, and a callback that writes each task's result as JSON, so a test reads the result exactly as
+ansible-core handed it on.
 """
 from __future__ import annotations
 
@@ -68,6 +69,10 @@ class PlaybookRun:
     @property
     def failed(self) -> bool:
         return self.result.get("_status") == "failed"
+
+    def first_failure(self) -> dict[str, t.Any] | None:
+        """The result of the first task that failed, whichever it was."""
+        return next((result for result in self.results.values() if result.get("_status") == "failed"), None)
 
     @property
     def msg(self) -> str:
@@ -144,8 +149,14 @@ class AnsibleRunner:
         # ansible-core puts unix sockets in TMPDIR, whose paths must stay short.
         self.temp = pathlib.Path(tempfile.mkdtemp(prefix="arvft-", dir=SHORT_TEMP_PARENT))
         self._numbers = itertools.count(1)
+        self._processes: list[subprocess.Popen] = []
 
     def close(self) -> None:
+        """Stop any playbook a failed test left running, and remove the temporary directory."""
+        for process in self._processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         shutil.rmtree(self.temp, ignore_errors=True)
 
     def environment(self, extra: t.Mapping[str, str] | None = None) -> dict[str, str]:
@@ -192,6 +203,7 @@ class AnsibleRunner:
         with stdout, stderr:
             process = subprocess.Popen(command, cwd=folder, env=environment, stdin=subprocess.DEVNULL,
                                        stdout=stdout, stderr=stderr, start_new_session=True)
+        self._processes.append(process)
 
         def finish(running: RunningPlaybook, timeout: float) -> PlaybookRun:
             try:

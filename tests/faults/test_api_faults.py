@@ -7,7 +7,7 @@ import typing as t
 import pytest
 
 from cluster import ClusterView
-from hosts import Host, new_project
+from hosts import Host, new_project, on_each_host
 from harness.emulator import Emulator
 
 # Every answer the module must retry: 5xx, and the 4xx the Arvados SDK treats as temporary.
@@ -35,8 +35,7 @@ def arm_bursts(emulator: Emulator, routes: t.Sequence[tuple[str, str]], burst: i
     statuses = itertools.islice(itertools.cycle(RETRIED_STATUSES), offset, None)
     armed = []
     for method, path in routes:
-        for _ in range(burst):
-            status = next(statuses)
+        for status in itertools.islice(statuses, burst):
             emulator.inject_fault(method, path, status=status, service="api")
             armed.append((method, path, status))
     return armed
@@ -55,89 +54,92 @@ def successful(emulator: Emulator, method: str, route: str) -> int:
     return sum(1 for e in entries if e["service"] == "api" and e["method"] == method and e["route"] == route and e["status"] == 200)
 
 
-@pytest.fixture()
-def fault_project(request, fresh_emulator) -> str:
-    return new_project(fresh_emulator, "api faults")
-
-
-def test_api_failures_on_every_call_of_an_upload(fresh_host: Host, fault_project: str, build_image) -> None:
+def test_api_failures_on_every_call_of_an_upload(parallel_hosts: list[Host], build_image) -> None:
     """Two failures in a row on each call of an upload (within the default retry budget): one collection, two links."""
-    emulator = fresh_host.emulator
     image = build_image()
-    emulator.reset_request_log()
-    offset = 0 if fresh_host.delivery == "option" else 4
-    armed = arm_bursts(emulator, UPLOAD_ROUTES, burst=2, offset=offset) + arm_bursts(emulator, [KEEP_SERVICES_ROUTE], burst=1, offset=offset)
 
-    run = fresh_host.module({"name": image.repo_tag, "project_uuid": fault_project})
-
-    assert run.rc == 0 and run.result.get("changed"), run.describe()
-    assert_every_fault_hit(emulator, armed)
-    assert successful(emulator, "POST", "/arvados/v1/collections") == 1
-    assert successful(emulator, "POST", "/arvados/v1/links") == 2
-    collection = ClusterView(emulator.api("admin")).assert_converged(fault_project, image)
-    assert run.result["collection_uuid"] == collection["uuid"]
-
-
-def test_api_failures_on_copy_update_and_removal(fresh_host: Host, fault_project: str, build_image) -> None:
-    """One failure on each call of a copy from another project, a property update, and a removal with purge."""
-    emulator = fresh_host.emulator
-    view = ClusterView(emulator.api("admin"))
-    image = build_image()
-    source_project = new_project(emulator, "copy source")
-    assert fresh_host.module({"name": image.repo_tag, "project_uuid": source_project}).rc == 0
-    offsets = itertools.count(1 if fresh_host.delivery == "option" else 5, 3)
-
-    steps = (
-        ("copy", COPY_ROUTES, {}, lambda result: result["actions"][0].startswith("copy")),
-        ("update", UPDATE_ROUTES, {"properties": {"stage": "faults"}}, lambda result: "update" in result["actions"][0]),
-    )
-    for step, routes, extra, expected_action in steps:
+    def scenario(host: Host) -> None:
+        emulator = host.emulator
+        project = new_project(emulator, "api faults")
+        offset = 0 if host.delivery == "option" else 4
         emulator.reset_request_log()
-        armed = arm_bursts(emulator, routes, burst=1, offset=next(offsets))
-        run = fresh_host.module({"name": image.repo_tag, "project_uuid": fault_project, **extra})
-        assert run.rc == 0 and run.result.get("changed") and expected_action(run.result), f"{step}: {run.describe()}"
-        assert_every_fault_hit(emulator, armed, step)
-        view.assert_converged(fault_project, image)
-    assert successful(emulator, "PUT", "/arvados/v1/collections/{uuid}") == 1
+        armed = arm_bursts(emulator, UPLOAD_ROUTES, burst=2, offset=offset) + arm_bursts(emulator, [KEEP_SERVICES_ROUTE], burst=1, offset=offset)
 
-    emulator.reset_request_log()
-    armed = arm_bursts(emulator, ABSENT_ROUTES, burst=1, offset=next(offsets))
-    run = fresh_host.module({"name": image.repo_tag, "project_uuid": fault_project, "state": "absent", "purge": True})
-    assert run.rc == 0 and run.result.get("changed"), run.describe()
-    assert_every_fault_hit(emulator, armed)
-    assert view.collections_of_image(fault_project, image.image_id) == []
-    assert [link for link in view.image_links(fault_project) if link["link_class"] == "docker_image_repo+tag"] == []
-    view.assert_converged(source_project, image)
+        run = host.module({"name": image.repo_tag, "project_uuid": project})
+
+        assert run.rc == 0 and run.result.get("changed"), run.describe()
+        assert_every_fault_hit(emulator, armed)
+        assert successful(emulator, "POST", "/arvados/v1/collections") == 1
+        assert successful(emulator, "POST", "/arvados/v1/links") == 2
+        collection = ClusterView(emulator.api("admin")).assert_converged(project, image)
+        assert run.result["collection_uuid"] == collection["uuid"]
+
+    on_each_host(parallel_hosts, scenario)
+
+
+def test_api_failures_on_copy_update_and_removal(parallel_hosts: list[Host], build_image) -> None:
+    """One failure on each call of a copy from another project, a property update, and a removal with purge."""
+    image = build_image()
+
+    def scenario(host: Host) -> None:
+        emulator = host.emulator
+        view = ClusterView(emulator.api("admin"))
+        project, source_project = new_project(emulator, "api faults"), new_project(emulator, "copy source")
+        assert host.module({"name": image.repo_tag, "project_uuid": source_project}).rc == 0
+        offsets = itertools.count(1 if host.delivery == "option" else 5, 3)
+        steps = (
+            ("copy", COPY_ROUTES, {}, lambda result: result["actions"][0].startswith("copy")),
+            ("update", UPDATE_ROUTES, {"properties": {"stage": "faults"}}, lambda result: "update" in result["actions"][0]),
+        )
+        for step, routes, extra, expected_action in steps:
+            emulator.reset_request_log()
+            armed = arm_bursts(emulator, routes, burst=1, offset=next(offsets))
+            run = host.module({"name": image.repo_tag, "project_uuid": project, **extra})
+            assert run.rc == 0 and run.result.get("changed") and expected_action(run.result), f"{step}: {run.describe()}"
+            assert_every_fault_hit(emulator, armed, step)
+            view.assert_converged(project, image)
+        assert successful(emulator, "PUT", "/arvados/v1/collections/{uuid}") == 1
+
+        emulator.reset_request_log()
+        armed = arm_bursts(emulator, ABSENT_ROUTES, burst=1, offset=next(offsets))
+        run = host.module({"name": image.repo_tag, "project_uuid": project, "state": "absent", "purge": True})
+        assert run.rc == 0 and run.result.get("changed"), run.describe()
+        assert_every_fault_hit(emulator, armed, "absent")
+        assert view.collections_of_image(project, image.image_id) == []
+        assert [link for link in view.image_links(project) if link["link_class"] == "docker_image_repo+tag"] == []
+        view.assert_converged(source_project, image)
+
+    on_each_host(parallel_hosts, scenario)
 
 
 @pytest.mark.parametrize("fault", ["status", "dropped"])
-def test_keep_put_failures(fresh_host: Host, fault_project: str, build_image, fault: str) -> None:
-    """Keep PUTs that fail twice, or lose their connection mid-body: the blocks are sent again, one collection results."""
-    emulator = fresh_host.emulator
+def test_keep_put_failures(host: Host, project: str, build_image, fault: str) -> None:
+    """A Keep PUT that fails, or loses its connection mid-body: the block is sent again, one collection results."""
+    emulator = host.emulator
     image = build_image(size=3_000_000)
     emulator.reset_request_log()
     if fault == "status":
-        emulator.inject_fault("PUT", "/*", status=503, count=2, service="keep")
+        emulator.inject_fault("PUT", "/*", status=503, service="keep")
     else:
         emulator.inject_fault("PUT", "/*", drop_after_bytes=1_000_000, service="keep")
 
-    run = fresh_host.module({"name": image.repo_tag, "project_uuid": fault_project})
+    run = host.module({"name": image.repo_tag, "project_uuid": project})
 
     assert run.rc == 0 and run.result.get("changed"), run.describe()
     puts = [e for e in emulator.request_log()["entries"] if e["service"] == "keep" and e["method"] == "PUT"]
-    assert [e["status"] for e in puts] == ([503, 503, 200] if fault == "status" else ["dropped", 200]), puts
-    ClusterView(emulator.api("admin")).assert_converged(fault_project, image)
+    assert [e["status"] for e in puts] == ([503, 200] if fault == "status" else ["dropped", 200]), puts
+    ClusterView(emulator.api("admin")).assert_converged(project, image)
 
 
-def test_keep_failures_beyond_the_budget_leave_nothing(fresh_host: Host, fault_project: str, build_image) -> None:
+def test_keep_failures_beyond_the_budget_leave_nothing(host: Host, project: str, build_image) -> None:
     """Keep failing every PUT: a clear error, and no collection or link is created."""
-    emulator = fresh_host.emulator
+    emulator = host.emulator
     view = ClusterView(emulator.api("admin"))
     image = build_image()
     before = view.snapshot()
     emulator.inject_fault("PUT", "/*", status=503, count=100, service="keep")
 
-    run = fresh_host.module({"name": image.repo_tag, "project_uuid": fault_project, "num_retries": 1})
+    run = host.module({"name": image.repo_tag, "project_uuid": project, "num_retries": 1})
 
     assert run.failed, run.describe()
     assert "writing sha256:" in run.msg and "to Keep failed" in run.msg and "no manifest was made" in run.msg, run.msg

@@ -1,8 +1,10 @@
-"""Bad input to the module: each case is a clear error that names the field and the fix, and creates nothing.
+"""Bad input to the module, the lookup, the info module and the role: each case is a clear error that names the
+field and the fix, and creates nothing.
 
-Every case is a run of its own, for both ways of giving the token. The runs of one delivery go in parallel
-between two snapshots of every object in the cluster (collections and groups with trashed ones, links): since no
-case may create anything, the two must be equal. The format case changes a server setting, so it runs alone.
+Every case runs for both ways of giving the token, as a task of its own; cases that share an environment share a
+playbook. All runs go between two snapshots of every object in the cluster (collections and groups with trashed ones,
+links): since no case may create anything, the two must be equal. The format case changes a server setting, so it
+runs after the others.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import typing as t
 
 import pytest
 
-from cluster import ClusterView, Snapshot
+from cluster import ClusterView
 from hosts import DELIVERIES, assert_no_secret, connection, new_project
 from harness.emulator import Emulator
 from playbooks import AnsibleRunner, PlaybookRun, module_task
@@ -37,6 +39,7 @@ class BadInput:
     api_host: str = "emulator"
     insecure: bool = True
     alone: bool = False
+    kind: str = "module"
 
 
 CASES = (
@@ -50,9 +53,10 @@ CASES = (
     BadInput("empty name", {"name": ""}, ("name:", "must not be empty")),
     BadInput("image id prefix too short", {"name": "sha256:12"}, ("name:", "sha256:12")),
     BadInput("unknown project", {"name": "faults/bad:1.0", "project_uuid": "zzzzz-j7d0g-doesnotexist123", "source": "archive",
-                                 "archive_path": "{archive}"}, ("project_uuid zzzzz-j7d0g-doesnotexist123", "not a project this token can read", "check the uuid")),
+                                 "archive_path": "{archive}"},
+             ("project_uuid zzzzz-j7d0g-doesnotexist123", "not a project this token can read", "check the uuid")),
     BadInput("malformed project uuid", {"name": "faults/bad:1.0", "project_uuid": "my project", "source": "archive",
-                                        "archive_path": "{archive}"}, ("project_uuid", "my project")),
+                                        "archive_path": "{archive}"}, ("project_uuid 'my project' is not an Arvados uuid", "give the uuid of a project")),
     BadInput("trashed project", {"name": "faults/bad:1.0", "project_uuid": "{trashed_project}", "source": "archive",
                                  "archive_path": "{archive}"}, ("project_uuid", "is trashed", "untrash it, or choose another project")),
     BadInput("project not writable", {"name": "faults/bad:1.0", "project_uuid": "{read_only_project}", "source": "archive",
@@ -86,6 +90,19 @@ CASES = (
     BadInput("unknown option", {"name": "faults/bad:1.0", "project": "x"}, ("Unsupported parameters", "project", "project_uuid")),
     BadInput("format the cluster does not run", {"name": "{image}", "source": "archive", "archive_path": "{archive}"},
              ("dockerImageFormats", "v1", "force_image_format: true"), alone=True),
+    # The lookup runs on the controller; the token reaches it as a lookup option or the controller's environment.
+    BadInput("lookup: empty term", {"term": ""}, ("arvados_docker_image lookup: bad term", "empty"), kind="lookup"),
+    BadInput("lookup: whitespace in term", {"term": "faults/bad :1.0"}, ("arvados_docker_image lookup: bad term", "whitespace"),
+             kind="lookup"),
+    BadInput("lookup: malformed image id", {"term": "sha256:xyz"}, ("arvados_docker_image lookup: bad term", "sha256:xyz"), kind="lookup"),
+    BadInput("lookup: expired token", {"term": "faults/bad:1.0"}, ("refused the token", "api_token / ARVADOS_API_TOKEN"),
+             token="expired", kind="lookup"),
+    BadInput("info: uppercase repository", {"name": "Faults/Bad"}, ("name:", "must be lowercase"), kind="info"),
+    BadInput("info: malformed image id", {"image_id": "sha256:zz"}, ("image_id", "sha256:zz"), kind="info"),
+    BadInput("role: item without a name", {"docker_images_items": [{"tag": "1.0"}]},
+             ("missing required arguments: name", "docker_images_items"), kind="role"),
+    BadInput("role: item with an unknown key", {"docker_images_items": [{"name": "faults/bad:1.0", "image": "x"}]},
+             ("image", "docker_images_items", "Supported parameters include", "name"), kind="role"),
 )
 
 
@@ -124,36 +141,81 @@ def prepare(emulator: Emulator, images, dockerd, folder: pathlib.Path) -> Fixtur
     )
 
 
-def case_run(case: BadInput, delivery: str, emulator: Emulator, fixtures: Fixtures, docker_host: str) -> tuple[list[dict], dict[str, str], tuple[str, ...]]:
-    """The task, environment and secrets of one case."""
+def case_run(case: BadInput, delivery: str, emulator: Emulator, fixtures: Fixtures, docker_host: str) -> tuple[dict, dict[str, str]]:
+    """The task and environment of one case; the task is named after the case."""
     api_host = fixtures.keep_host if case.api_host == "keep" else emulator.api_host
     token = fixtures.tokens.get(case.token, "")
     args, env = connection(delivery, api_host, token, insecure=case.insecure)
     if case.token == "missing":
         args.pop("api_token", None)
         env.pop("ARVADOS_API_TOKEN", None)
-    args = {"docker_host": docker_host, **args}
-    args.update({key: value.format(**fixtures.values) if isinstance(value, str) else value for key, value in case.args.items()})
-    secrets = tuple(secret for value in fixtures.tokens.values() for secret in (value, value.rsplit("/", 1)[-1]))
-    return [module_task(args)], env, secrets
+    filled = {key: value.format(**fixtures.values) if isinstance(value, str) else value for key, value in case.args.items()}
+    if case.kind == "lookup":
+        task = lookup_task(filled, args)
+    elif case.kind == "role":
+        task = role_task(filled, args, docker_host)
+    elif case.kind == "info":
+        task = module_task({**args, **filled}, module="arvados.cluster.arvados_docker_image_info")
+    else:
+        task = module_task({"docker_host": docker_host, **args, **filled})
+    task["name"] = case.case
+    return task, env
+
+
+def lookup_task(lookup_args: dict[str, t.Any], connection_args: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A task whose argument calls the lookup: options come from task variables, so the task's text holds no token."""
+    options = {**connection_args, **{key: value for key, value in lookup_args.items() if key != "term"}}
+    keywords = "".join(f", {key}=lookup_{key}" for key in options)
+    task = module_task({"msg": f"{{{{ lookup('arvados.cluster.arvados_docker_image', lookup_term{keywords}) }}}}"},
+                       module="ansible.builtin.debug")
+    task["vars"] = {"lookup_term": lookup_args["term"], **{f"lookup_{key}": value for key, value in options.items()}}
+    return task
+
+
+def role_task(role_vars: dict[str, t.Any], connection_args: dict[str, t.Any], docker_host: str) -> dict[str, t.Any]:
+    names = {"api_host": "docker_images_api_host", "api_token": "docker_images_api_token", "api_insecure": "docker_images_api_insecure"}
+    variables = {names[key]: value for key, value in connection_args.items()}
+    variables.update(docker_images_docker_host=docker_host, **role_vars)
+    return module_task({"name": "arvados.cluster.docker_images"}, module="ansible.builtin.include_role", vars=variables)
 
 
 @dataclasses.dataclass
 class TableRuns:
-    runs: dict[tuple[str, str], tuple[PlaybookRun, tuple[str, ...]]]
-    created: dict[str, set[str]]
+    """Each case's failed result and the run it came from, and what the cases created in the cluster (nothing)."""
+
+    failures: dict[tuple[str, str], tuple[dict[str, t.Any] | None, PlaybookRun]]
+    created: set[str]
+    secrets: tuple[str, ...]
 
 
-def run_cases(runner: AnsibleRunner, view: ClusterView, cases: t.Sequence[BadInput], delivery: str, emulator: Emulator,
-              fixtures: Fixtures, docker_host: str) -> tuple[dict[str, tuple[PlaybookRun, tuple[str, ...]]], set[str]]:
-    before: Snapshot = view.snapshot()
-    with concurrent.futures.ThreadPoolExecutor(PARALLEL_RUNS) as pool:
-        futures = {}
+def playbooks_for(cases: t.Sequence[BadInput], emulator: Emulator, fixtures: Fixtures, docker_host: str) -> list[tuple[list[dict], dict[str, str], str]]:
+    """Cases grouped into playbooks: those with the same environment together, each role case alone (its failure ends
+    the play). Returns (tasks, environment, delivery) for each playbook."""
+    playbooks: list[tuple[list[dict], dict[str, str], str]] = []
+    for delivery in DELIVERIES:
+        shared: dict[tuple[tuple[str, str], ...], list[dict]] = {}
         for case in cases:
-            tasks, env, secrets = case_run(case, delivery, emulator, fixtures, docker_host)
-            futures[case.case] = (pool.submit(runner.run, tasks, env=env), secrets)
-        runs = {name: (future.result(), secrets) for name, (future, secrets) in futures.items()}
-    return runs, view.snapshot().created_since(before)
+            task, env = case_run(case, delivery, emulator, fixtures, docker_host)
+            if case.kind == "role":
+                playbooks.append(([task], env, delivery))
+            else:
+                shared.setdefault(tuple(sorted(env.items())), []).append(task)
+        playbooks.extend((tasks, dict(env), delivery) for env, tasks in shared.items())
+    return playbooks
+
+
+def run_cases(runner: AnsibleRunner, cases: t.Sequence[BadInput], emulator: Emulator, fixtures: Fixtures,
+              docker_host: str) -> dict[tuple[str, str], tuple[dict[str, t.Any] | None, PlaybookRun]]:
+    failures = {}
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL_RUNS) as pool:
+        started = [(tasks, delivery, pool.submit(runner.run, tasks, env=env)) for tasks, env, delivery in playbooks_for(cases, emulator, fixtures, docker_host)]
+        for tasks, delivery, future in started:
+            run = future.result()
+            for task in tasks:
+                # A role fails in a task of its own (its argument check); the other cases fail in their task.
+                result = run.first_failure() if task.get("ansible.builtin.include_role") else run.results.get(task["name"])
+                failures[task["name"], delivery] = (result, run)
+    return failures
 
 
 @pytest.fixture(scope="module")
@@ -163,19 +225,15 @@ def table(tmp_path_factory, collections_path, images, dockerd) -> t.Iterator[Tab
     try:
         fixtures = prepare(emulator, images, dockerd, tmp_path_factory.mktemp("bad-input-files"))
         view = ClusterView(emulator.api("admin"))
-        table_runs = TableRuns(runs={}, created={})
-        for delivery in DELIVERIES:
-            runs, created = run_cases(runner, view, [case for case in CASES if not case.alone], delivery, emulator, fixtures, dockerd.docker_host)
-            emulator.set_docker_image_formats(["v1"])
-            try:
-                alone, created_alone = run_cases(runner, view, [case for case in CASES if case.alone], delivery, emulator, fixtures,
-                                                 dockerd.docker_host)
-            finally:
-                emulator.set_docker_image_formats(["v2"])
-            for name, run in {**runs, **alone}.items():
-                table_runs.runs[name, delivery] = run
-            table_runs.created[delivery] = created | created_alone
-        yield table_runs
+        before = view.snapshot()
+        failures = run_cases(runner, [case for case in CASES if not case.alone], emulator, fixtures, dockerd.docker_host)
+        emulator.set_docker_image_formats(["v1"])
+        try:
+            failures.update(run_cases(runner, [case for case in CASES if case.alone], emulator, fixtures, dockerd.docker_host))
+        finally:
+            emulator.set_docker_image_formats(["v2"])
+        secrets = tuple(secret for value in fixtures.tokens.values() for secret in (value, value.rsplit("/", 1)[-1]))
+        yield TableRuns(failures=failures, created=view.snapshot().created_since(before), secrets=secrets)
     finally:
         runner.close()
         emulator.stop()
@@ -184,10 +242,11 @@ def table(tmp_path_factory, collections_path, images, dockerd) -> t.Iterator[Tab
 @pytest.mark.parametrize("delivery", DELIVERIES)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.case.replace(" ", "-"))
 def test_bad_input_is_a_clear_error_that_creates_nothing(table: TableRuns, case: BadInput, delivery: str) -> None:
-    run, secrets = table.runs[case.case, delivery]
-    assert run.failed, run.describe()
+    failure, run = table.failures[case.case, delivery]
+    assert failure is not None and failure["_status"] == "failed", run.describe()
+    message = str(failure.get("msg", ""))
     for words in case.expected:
-        assert words in run.msg, f"{words!r} not in {run.msg!r}"
-    assert "Traceback" not in run.msg and "unexpected error" not in run.msg
-    assert table.created[delivery] == set(), "bad input created objects in the cluster"
-    assert_no_secret(run, secrets)
+        assert words in message, f"{words!r} not in {message!r}"
+    assert "Traceback" not in message and "unexpected error" not in message
+    assert table.created == set(), "bad input created objects in the cluster"
+    assert_no_secret(run, table.secrets)

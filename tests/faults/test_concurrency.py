@@ -26,21 +26,16 @@ def discovery_fetches_before_first_save(emulator) -> int:
     return fetched
 
 
-@pytest.fixture()
-def race_project(fresh_emulator) -> str:
-    return new_project(fresh_emulator, "racing runs")
-
-
 @pytest.mark.parametrize("runs", [2, 4])
-def test_concurrent_runs_for_one_image_upload_it_once(fresh_host: Host, race_project: str, build_image, runs: int) -> None:
-    emulator = fresh_host.emulator
+def test_concurrent_runs_for_one_image_upload_it_once(host: Host, project: str, build_image, runs: int) -> None:
+    emulator = host.emulator
     image = build_image()
-    args = {"name": image.repo_tag, "project_uuid": race_project}
+    args = {"name": image.repo_tag, "project_uuid": project}
     emulator.set_latency("PUT", "/*", UPLOAD_HOLD_SECONDS, service="keep")
     emulator.reset_request_log()
 
-    started = [fresh_host.start(args) for _ in range(runs)]
-    results = [fresh_host.finish(running) for running in started]
+    started = [host.start(args) for _run in range(runs)]
+    results = [host.finish(running) for running in started]
 
     for run in results:
         assert run.rc == 0 and not run.failed, run.describe()
@@ -49,34 +44,39 @@ def test_concurrent_runs_for_one_image_upload_it_once(fresh_host: Host, race_pro
     assert count(emulator, "api", "POST", "/arvados/v1/collections") == 1
     assert count(emulator, "api", "POST", "/arvados/v1/links") == 2
     assert [run.result["changed"] for run in results].count(True) == 1
-    collection = ClusterView(emulator.api("admin")).assert_converged(race_project, image)
+    collection = ClusterView(emulator.api("admin")).assert_converged(project, image)
     assert {run.result["collection_uuid"] for run in results} == {collection["uuid"]}
     assert {run.result["portable_data_hash"] for run in results} == {image.portable_data_hash}
 
 
-def test_two_images_in_parallel(fresh_host: Host, race_project: str, build_image) -> None:
-    emulator = fresh_host.emulator
+def test_two_images_in_parallel(host: Host, project: str, build_image) -> None:
+    emulator = host.emulator
     first, second = build_image("first"), build_image("second")
     emulator.set_latency("PUT", "/*", UPLOAD_HOLD_SECONDS, service="keep")
     emulator.reset_request_log()
 
-    started = [fresh_host.start({"name": image.repo_tag, "project_uuid": race_project}) for image in (first, second)]
-    results = [fresh_host.finish(running) for running in started]
+    started = [host.start({"name": image.repo_tag, "project_uuid": project}) for image in (first, second)]
+    results = [host.finish(running) for running in started]
 
     for run in results:
         assert run.rc == 0 and run.result.get("changed"), run.describe()
     assert discovery_fetches_before_first_save(emulator) >= 2, "the runs did not overlap"
     view = ClusterView(emulator.api("admin"))
     for image, run in zip((first, second), results):
-        assert run.result["collection_uuid"] == view.assert_converged(race_project, image)["uuid"]
+        assert run.result["collection_uuid"] == view.assert_converged(project, image)["uuid"]
     assert count(emulator, "api", "POST", "/arvados/v1/collections") == 2
 
 
-def test_emulator_restart_between_runs(fresh_host: Host, race_project: str, build_image) -> None:
+@pytest.fixture()
+def restart_project(fresh_emulator) -> str:
+    return new_project(fresh_emulator, "restarted server")
+
+
+def test_emulator_restart_between_runs(fresh_host: Host, restart_project: str, build_image) -> None:
     """Everything stored survives a restart of the server, and the second run changes nothing."""
     emulator = fresh_host.emulator
     image = build_image()
-    args = {"name": image.repo_tag, "project_uuid": race_project}
+    args = {"name": image.repo_tag, "project_uuid": restart_project}
     first = fresh_host.module(args)
     assert first.rc == 0 and first.result.get("changed"), first.describe()
 
@@ -90,4 +90,4 @@ def test_emulator_restart_between_runs(fresh_host: Host, race_project: str, buil
     assert second.result["diff"]["before"] == second.result["diff"]["after"]
     writes = [e for e in emulator.request_log()["entries"] if e["method"] in ("POST", "PUT", "DELETE") and not e["method_override"]]
     assert writes == []
-    ClusterView(emulator.api("admin")).assert_converged(race_project, image)
+    ClusterView(emulator.api("admin")).assert_converged(restart_project, image)

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cluster import ClusterView, ExpectedImage
-from hosts import Host, new_project
+from hosts import Host, new_project, on_each_host
 from playbooks import RunningPlaybook
 
 POLL_SECONDS = 0.05
@@ -55,11 +55,6 @@ def kill_when(running: RunningPlaybook, ready: t.Callable[[], bool], check: t.Ca
     assert running.kill_module() >= 1, "no module process to kill"
 
 
-@pytest.fixture()
-def kill_project(fresh_emulator) -> str:
-    return new_project(fresh_emulator, "interrupted uploads")
-
-
 class Interruption:
     """One kill point: the requests held (by latency) while the module is killed there, and when it has got there.
 
@@ -93,14 +88,19 @@ INTERRUPTIONS = (
 
 
 @pytest.mark.parametrize("interruption", INTERRUPTIONS, ids=lambda interruption: interruption.name.replace(" ", "-").replace(",", ""))
-def test_killed_upload_converges_on_the_next_run(fresh_host: Host, kill_project: str, build_image, interruption: Interruption) -> None:
-    emulator = fresh_host.emulator
-    view = ClusterView(emulator.api("admin"))
+def test_killed_upload_converges_on_the_next_run(parallel_hosts: list[Host], build_image, interruption: Interruption) -> None:
     image: ExpectedImage = build_image(size=interruption.payload)
-    args = {"name": image.repo_tag, "project_uuid": kill_project}
+    on_each_host(parallel_hosts, lambda host: kill_and_run_again(host, image, interruption))
+
+
+def kill_and_run_again(host: Host, image: ExpectedImage, interruption: Interruption) -> None:
+    emulator = host.emulator
+    view = ClusterView(emulator.api("admin"))
+    project = new_project(emulator, "interrupted uploads")
+    args = {"name": image.repo_tag, "project_uuid": project}
 
     def no_broken_links() -> None:
-        assert view.broken_links(kill_project, [image]) == []
+        assert view.broken_links(project, [image]) == []
 
     def reached() -> bool:
         if not interruption.reached(emulator, running):
@@ -111,9 +111,9 @@ def test_killed_upload_converges_on_the_next_run(fresh_host: Host, kill_project:
 
     emulator.set_latency(interruption.method, interruption.path, interruption.hold_seconds, service=interruption.service)
     emulator.reset_request_log()
-    running = fresh_host.start(args)
+    running = host.start(args)
     kill_when(running, reached, no_broken_links)
-    killed = fresh_host.finish(running)
+    killed = host.finish(running)
     assert killed.failed and killed.result.get("rc") == -9, killed.describe()
     # Requests in flight when the module died end on the server after their latency.
     time.sleep(interruption.hold_seconds + 1)
@@ -125,11 +125,11 @@ def test_killed_upload_converges_on_the_next_run(fresh_host: Host, kill_project:
     assert links_made == (1 if interruption.name == "one link made" else 0)
 
     emulator.reset_request_log()
-    rerun = fresh_host.module(args)
+    rerun = host.module(args)
 
     assert rerun.rc == 0 and rerun.result.get("changed"), rerun.describe()
     no_broken_links()
-    collection = view.assert_converged(kill_project, image)
+    collection = view.assert_converged(project, image)
     assert rerun.result["collection_uuid"] == collection["uuid"]
     if saved:
         # The saved collection was found again: no byte was sent twice, and only the missing links were made.

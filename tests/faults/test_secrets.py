@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hosts import Host, assert_no_secret, new_project
+from hosts import Host, assert_no_secret
 from playbooks import TASK_UNDER_TEST
 
 NO_LOG_PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
@@ -22,9 +22,8 @@ def test_the_leak_check_catches_a_printed_token(host: Host) -> None:
         assert_no_secret(run, host.secrets)
 
 
-def test_the_token_option_is_no_log(host: Host, build_image, emulator) -> None:
+def test_the_token_option_is_no_log(host: Host, project: str, build_image) -> None:
     """At -vvv the module's arguments are printed with the token replaced; check and diff modes print no token either."""
-    project = new_project(emulator, "secrets: no_log")
     image = build_image()
     run = host.module({"name": image.repo_tag, "project_uuid": project}, check=True, diff=True)
     assert run.rc == 0 and run.result["changed"], run.describe()
@@ -33,26 +32,26 @@ def test_the_token_option_is_no_log(host: Host, build_image, emulator) -> None:
 
 
 @pytest.mark.parametrize("echoed", ["token", "secret part"])
-def test_a_token_echoed_by_the_server_is_redacted(fresh_host: Host, build_image, echoed: str) -> None:
+def test_a_token_echoed_by_the_server_is_redacted(host: Host, build_image, echoed: str) -> None:
     """A server (or proxy) that repeats the token in an error: the module's message keeps the cause and hides the token."""
-    emulator = fresh_host.emulator
+    emulator = host.emulator
     image = build_image()
-    shown = fresh_host.token if echoed == "token" else fresh_host.secrets[1]
+    shown = host.token if echoed == "token" else host.secrets[1]
     emulator.inject_fault("GET", "/arvados/v1/links", status=401, message=f"token {shown} is not valid here")
 
-    run = fresh_host.module({"name": image.repo_tag})
+    run = host.module({"name": image.repo_tag})
 
     assert run.failed, run.describe()
     assert "refused the token" in run.msg and f"token {REDACTED} is not valid here" in run.msg, run.msg
 
 
-def test_a_token_echoed_in_a_retried_failure_is_redacted(fresh_host: Host, build_image) -> None:
+def test_a_token_echoed_in_a_retried_failure_is_redacted(host: Host, build_image) -> None:
     """Failures that are retried until the budget is spent end in a message that still hides the token."""
-    emulator = fresh_host.emulator
+    emulator = host.emulator
     image = build_image()
-    emulator.inject_fault("GET", "/arvados/v1/links", status=503, count=50, message=f"overloaded, {fresh_host.secrets[1]} queued")
+    emulator.inject_fault("GET", "/arvados/v1/links", status=503, count=50, message=f"overloaded, {host.secrets[1]} queued")
 
-    run = fresh_host.module({"name": image.repo_tag, "num_retries": 1})
+    run = host.module({"name": image.repo_tag, "num_retries": 1})
 
     assert run.failed, run.describe()
     assert "answered 503" in run.msg and f"overloaded, {REDACTED} queued" in run.msg and "gave up after 1 retry" in run.msg, run.msg
