@@ -12,8 +12,6 @@ side pays for starting ansible.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import pathlib
 import statistics
@@ -26,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from harness.emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
+from common import bench_arguments, publish  # noqa: E402  pylint: disable=wrong-import-position
 
 LOOKUP = "arvados.cluster.arvados_docker_image"
 BLOCK = b"bench image\n"
@@ -116,12 +115,8 @@ def markdown(rounds: list[dict[str, dict[str, t.Any]]], terms: int, command: str
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_arguments(__doc__, rounds=3)
     parser.add_argument("--terms", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--collections-path", type=pathlib.Path, required=True)
-    parser.add_argument("--json", type=pathlib.Path)
-    parser.add_argument("--markdown", type=pathlib.Path)
     args = parser.parse_args()
     names = [f"bench/img{index:02d}:1" for index in range(args.terms)]
     lookup = load_lookup(args.collections_path.resolve())
@@ -134,12 +129,7 @@ def main() -> int:
         finally:
             emulator.stop()
     report = markdown(rounds, args.terms, f"make bench-lookup BENCH_TERMS={args.terms} BENCH_ROUNDS={args.rounds}")
-    print(report)
-    if args.json:
-        args.json.write_text(json.dumps(rounds, indent=2), encoding="utf-8")
-    if args.markdown:
-        args.markdown.write_text(report, encoding="utf-8")
-    return 0
+    return publish(report, rounds, args)
 
 
 if __name__ == "__main__":

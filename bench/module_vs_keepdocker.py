@@ -10,7 +10,6 @@ requests from the emulator's request log. Processes are sampled every 20 ms with
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from harness.docker_env import DockerDaemon, ImageFactory  # noqa: E402  pylint: disable=wrong-import-position
 from harness.emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
+from common import bench_arguments, publish  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = pathlib.Path(sys.executable).parent
 MB = 1000 * 1000
@@ -246,12 +246,8 @@ def markdown(rounds: list[dict[str, t.Any]], size_mb: int, command: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_arguments(__doc__, rounds=1)
     parser.add_argument("--size-mb", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--collections-path", type=pathlib.Path, required=True)
-    parser.add_argument("--json", type=pathlib.Path)
-    parser.add_argument("--markdown", type=pathlib.Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         work = pathlib.Path(scratch)
@@ -263,12 +259,7 @@ def main() -> int:
             daemon.stop()
     command = f"make bench BENCH_SIZE_MB={args.size_mb} BENCH_ROUNDS={args.rounds}"
     report = markdown(rounds, args.size_mb, command)
-    print(report)
-    if args.json:
-        args.json.write_text(json.dumps(rounds, indent=2, default=str), encoding="utf-8")
-    if args.markdown:
-        args.markdown.write_text(report, encoding="utf-8")
-    return 0
+    return publish(report, rounds, args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ and counts the API requests each made from the emulator's request log.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from harness.docker_env import DockerDaemon, ImageFactory  # noqa: E402  pylint: disable=wrong-import-position
 from harness.emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
+from common import bench_arguments, publish  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = pathlib.Path(sys.executable).parent
 TARGET_RATIO = 0.25
@@ -147,12 +147,8 @@ def markdown(rounds: list[dict[str, t.Any]], image_count: int, command: str) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_arguments(__doc__, rounds=5)
     parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--collections-path", type=pathlib.Path, required=True)
-    parser.add_argument("--json", type=pathlib.Path)
-    parser.add_argument("--markdown", type=pathlib.Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-role-") as scratch:
         work = pathlib.Path(scratch)
@@ -173,12 +169,7 @@ def main() -> int:
                 emulator.stop()
             daemon.stop()
     report = markdown(rounds, args.images, f"make bench-role BENCH_ROLE_IMAGES={args.images} BENCH_ROLE_ROUNDS={args.rounds}")
-    print(report)
-    if args.json:
-        args.json.write_text(json.dumps(rounds, indent=2), encoding="utf-8")
-    if args.markdown:
-        args.markdown.write_text(report, encoding="utf-8")
-    return 0
+    return publish(report, rounds, args)
 
 
 if __name__ == "__main__":

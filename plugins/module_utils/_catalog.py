@@ -498,11 +498,10 @@ def server_choice(
     Federation is not modelled: a portable data hash missing here is reported as not found.
     """
     collections = list(collections)
-    try:
-        pattern = image_file_pattern(docker_image_formats)
-    except ValueError as error:
-        return ServerChoice(container_image, None, (), str(error))
-    redirects = migration_redirects(collections, migration_links, system_user_uuid)
+    rules = _format_rules(docker_image_formats, collections, migration_links, system_user_uuid)
+    if isinstance(rules, str):
+        return ServerChoice(container_image, None, (), rules)
+    pattern, redirects = rules
     portable_data_hash = keep_locator(container_image)
     if portable_data_hash is not None:
         return _choice_by_portable_data_hash(container_image, portable_data_hash, collections, pattern, redirects)
@@ -528,17 +527,30 @@ def image_id_choice(
     images name the id without `sha256:`, so both forms count.
     """
     collections = list(collections)
-    try:
-        pattern = image_file_pattern(docker_image_formats)
-    except ValueError as error:
-        return ServerChoice(container_image, None, (), str(error))
-    redirects = migration_redirects(collections, migration_links, system_user_uuid)
+    rules = _format_rules(docker_image_formats, collections, migration_links, system_user_uuid)
+    if isinstance(rules, str):
+        return ServerChoice(container_image, None, (), rules)
+    pattern, redirects = rules
     readable = readable_collections(collections)
     found = [
         link for link in links
         if link.link_class == HASH_LINK_CLASS and link.head_uuid in readable and names_image_id(link.name, image_id_prefix)
     ]
     return _ranked_choice(container_image, HASH_LINK_CLASS, found, collections, pattern, redirects)
+
+
+def _format_rules(
+    docker_image_formats: t.Iterable[str],
+    collections: t.List[ImageCollection],
+    migration_links: t.Iterable[MigrationLink],
+    system_user_uuid: t.Optional[str],
+) -> t.Union[str, t.Tuple[t.Pattern[str], t.Dict[str, ImageCollection]]]:
+    """The file name pattern of the supported formats and the migration redirects, or the server's refusal."""
+    try:
+        pattern = image_file_pattern(docker_image_formats)
+    except ValueError as error:
+        return str(error)
+    return pattern, migration_redirects(collections, migration_links, system_user_uuid)
 
 
 def _ranked_choice(

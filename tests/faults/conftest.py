@@ -14,17 +14,15 @@ import pytest
 
 from cluster import ClusterView, ExpectedImage, expected_image
 from connection_scenarios import ConnectionScenarios
-from harness.docker_env import DockerDaemon, ImageFactory
 from harness.emulator import Emulator
+from harness.fixtures import dockerd, emulator, fresh_emulator, images, state_root
 from hosts import DELIVERIES, MEASURED_SECONDS, Host, new_project
 from playbooks import AnsibleRunner, stage_collection
 
+# The shared service fixtures, imported so pytest finds them here.
+__all__ = ["dockerd", "emulator", "fresh_emulator", "images", "state_root"]
+
 NOT_A_NAME = re.compile(r"[^a-z0-9]+")
-
-
-@pytest.fixture(scope="session")
-def state_root(tmp_path_factory) -> pathlib.Path:
-    return tmp_path_factory.mktemp("services")
 
 
 @pytest.fixture(scope="session")
@@ -45,33 +43,6 @@ def connection_scenarios(request, collections_path, tmp_path_factory) -> t.Itera
         yield scenarios.start()
     finally:
         scenarios.stop()
-
-
-@pytest.fixture(scope="session")
-def emulator(state_root):
-    emu = Emulator(state_root / "emulator").start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture()
-def fresh_emulator(tmp_path):
-    """An emulator of the test's own, for a test that restarts it."""
-    emu = Emulator(tmp_path / "emulator").start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="session")
-def dockerd(state_root):
-    daemon = DockerDaemon(state_root / "dockerd").start()
-    yield daemon
-    daemon.stop()
-
-
-@pytest.fixture(scope="session")
-def images(dockerd, state_root) -> ImageFactory:
-    return ImageFactory(dockerd, state_root / "images")
 
 
 @pytest.fixture()

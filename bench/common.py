@@ -1,0 +1,27 @@
+"""What every benchmark of bench/ shares: its command line and how it publishes its results."""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import typing as t
+
+
+def bench_arguments(description: str, rounds: int) -> argparse.ArgumentParser:
+    """A parser with the options every benchmark takes; each adds its own."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--collections-path", type=pathlib.Path, required=True, help="folder holding ansible_collections/")
+    parser.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
+    parser.add_argument("--markdown", type=pathlib.Path, help="also write the report here")
+    return parser
+
+
+def publish(report: str, rounds: t.Any, args: argparse.Namespace) -> int:
+    """Print the report, and write it and the raw measurements where asked."""
+    print(report)
+    if args.json:
+        args.json.write_text(json.dumps(rounds, indent=2, default=str), encoding="utf-8")
+    if args.markdown:
+        args.markdown.write_text(report, encoding="utf-8")
+    return 0
