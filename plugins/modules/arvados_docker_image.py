@@ -278,6 +278,7 @@ diff:
       type: dict
 """
 
+import contextlib
 import datetime
 import re
 import traceback
@@ -315,6 +316,8 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_source impo
     PullSource,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
+    COPY,
+    UPLOAD,
     Action,
     DesiredImage,
     plan_absent,
@@ -395,7 +398,7 @@ class DockerImageTask:
         self.check_image_format()
         desired = self.desired_image(identity, project_uuid)
         repo_tag = self.ref.repo_tag
-        with image_lock(identity.image_id) if not self.module.check_mode else _no_lock():
+        with image_lock(identity.image_id) if not self.module.check_mode else contextlib.nullcontext():
             choice_inputs = self.reader.choice_inputs(repo_tag) if repo_tag else ([], [])
             holdings = self.reader.image_holdings(identity.image_id, repo_tag, project_uuid)
             actions = plan_present(desired, holdings)
@@ -634,21 +637,13 @@ class _CheckModePull(_LazyDaemonSource):
     """In check mode nothing is pulled: the image the daemon already has stands in for the registry's."""
 
 
-class _no_lock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: t.Any) -> None:
-        return None
-
-
 def _creates_collection(actions: list[Action]) -> bool:
-    return any(action.kind in ("upload", "copy") for action in actions)
+    return any(action.kind in (UPLOAD, COPY) for action in actions)
 
 
 def _copied_pdh(holdings: ImageHoldings, actions: list[Action]) -> str | None:
     """In check mode, a copy's portable data hash is already known: it is the source's."""
-    if any(action.kind == "copy" for action in actions) and holdings.readable_elsewhere:
+    if any(action.kind == COPY for action in actions) and holdings.readable_elsewhere:
         return holdings.readable_elsewhere.portable_data_hash
     return None
 
