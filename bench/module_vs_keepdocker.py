@@ -2,11 +2,15 @@
 
     .venv/bin/python bench/module_vs_keepdocker.py [--size-mb 400] [--rounds 1] [--json FILE] [--markdown FILE]
 
-For each round and tool: a fresh emulator, an upload of the same image, then a no-op run. Measured:
-wall time of the command; the module's task time (the junit callback's time for the task); peak RSS of
-the whole process tree and of the process that uploads (the module's own AnsiballZ process, or
-arv-keepdocker); the largest size the private HOME and TMPDIR reach (temporary files); API and Keep
-requests from the emulator's request log. Processes are sampled every 20 ms with psutil.
+For each round and tool: a fresh emulator, an upload of the same image, then a no-op run. The module runs
+both ways a local task can run it: in the controller (the inventory's interpreter is the python running
+ansible-playbook, so the action plugin runs the module's code in the task's worker process) and shipped
+(the interpreter is a wrapper script around the same python, so AnsiballZ runs the module in a process of
+its own). Measured: wall time of the command; the module's task time (the junit callback's time for the
+task); peak RSS of the whole process tree and of the process that runs the module's code (the ansible
+worker, the AnsiballZ process, or arv-keepdocker); the largest size the private HOME and TMPDIR reach
+(temporary files); API and Keep requests from the emulator's request log. Processes are sampled every
+20 ms with psutil.
 """
 from __future__ import annotations
 
@@ -45,6 +49,9 @@ PLAYBOOK = """\
         docker_host: "{{ docker_host }}"
 """
 INVENTORY = "localhost ansible_connection=local ansible_python_interpreter={python}\n"
+# The ways the module runs, and the labels of their columns.
+CONTROLLER, SHIPPED = "controller", "shipped"
+TOOLS = {"keepdocker": "arv-keepdocker", CONTROLLER: "module in the controller", SHIPPED: "module shipped"}
 
 
 class TreeSampler:
@@ -104,6 +111,11 @@ def is_module_process(process: psutil.Process) -> bool:
     return any("AnsiballZ_arvados_docker_image" in part for part in process.cmdline())
 
 
+def is_ansible_worker(process: psutil.Process) -> bool:
+    """A task's worker: a fork of ansible-playbook (the sampler sees the main process too; it is the smaller one)."""
+    return process.ppid() != os.getpid() and any(part.endswith("ansible-playbook") for part in process.cmdline()[:2])
+
+
 def is_keepdocker_process(process: psutil.Process) -> bool:
     return any(part.endswith("arv-keepdocker") for part in process.cmdline()[:2])
 
@@ -156,11 +168,11 @@ class Bench:
             results[phase] = result
         return results
 
-    def module(self, emulator: Emulator, collections_path: pathlib.Path) -> dict[str, dict[str, t.Any]]:
-        env, folders = self.private_env(emulator, "module")
-        folder = self.work / "module"
+    def module(self, emulator: Emulator, collections_path: pathlib.Path, way: str) -> dict[str, dict[str, t.Any]]:
+        env, folders = self.private_env(emulator, way)
+        folder = self.work / way
         (folder / "bench.yml").write_text(PLAYBOOK, encoding="utf-8")
-        (folder / "inventory").write_text(INVENTORY.format(python=sys.executable), encoding="utf-8")
+        (folder / "inventory").write_text(INVENTORY.format(python=interpreter(folder, way)), encoding="utf-8")
         junit_dir = folder / "junit"
         env.update(ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit",
                    JUNIT_OUTPUT_DIR=str(junit_dir), ANSIBLE_LOCAL_TEMP=str(folder / "tmp"), ANSIBLE_REMOTE_TMP=str(folder / "tmp"))
@@ -171,12 +183,22 @@ class Bench:
             emulator.reset_request_log()
             for old in junit_dir.glob("*.xml"):
                 old.unlink()
-            result = run_sampled(command, env, is_module_process, folders)
+            result = run_sampled(command, env, is_module_process if way == SHIPPED else is_ansible_worker, folders)
             result.update(request_counts(emulator))
             result["task_s"] = junit_task_time(junit_dir, "ensure the image")
             result["changed"] = "changed=1" in result.pop("stdout")
             results[phase] = result
         return results
+
+
+def interpreter(folder: pathlib.Path, way: str) -> str:
+    """This python for the controller way; for the shipped way, a wrapper script that runs it (another program)."""
+    if way == CONTROLLER:
+        return sys.executable
+    wrapper = folder / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n', encoding="utf-8")
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 def junit_task_time(junit_dir: pathlib.Path, task_name: str) -> float:
@@ -190,10 +212,10 @@ def junit_task_time(junit_dir: pathlib.Path, task_name: str) -> float:
 def run_round(work: pathlib.Path, daemon: DockerDaemon, image_ref: str, collections_path: pathlib.Path) -> dict[str, t.Any]:
     bench = Bench(work, daemon, image_ref)
     measured = {}
-    for tool in ("keepdocker", "module"):
+    for tool in TOOLS:
         emulator = Emulator(work / f"emulator-{tool}").start()
         try:
-            measured[tool] = bench.keepdocker(emulator) if tool == "keepdocker" else bench.module(emulator, collections_path)
+            measured[tool] = bench.keepdocker(emulator) if tool == "keepdocker" else bench.module(emulator, collections_path, tool)
             measured[tool]["portable_data_hash"] = emulator.api().collections().get(
                 uuid=latest_collection(emulator)).execute()["portable_data_hash"]
         finally:
@@ -213,7 +235,7 @@ def median(rounds: list[dict[str, t.Any]], tool: str, phase: str, key: str) -> f
 ROWS = (
     ("upload", "wall_s", "wall time (s)"),
     ("upload", "task_s", "task time, junit (s)"),
-    ("upload", "peak_worker_rss_mb", "peak RSS of the uploading process (MB)"),
+    ("upload", "peak_worker_rss_mb", "peak RSS of the process running the upload code (MB)"),
     ("upload", "peak_tree_rss_mb", "peak RSS of the whole process tree (MB)"),
     ("upload", "peak_temp_mb", "largest temporary files in HOME and TMPDIR (MB)"),
     ("upload", "keep_puts", "Keep PUTs"),
@@ -225,23 +247,26 @@ ROWS = (
 
 
 def markdown(rounds: list[dict[str, t.Any]], size_mb: int, command: str) -> str:
+    ways = [way for way in TOOLS if way != "keepdocker"]
     lines = [
         "# Benchmark: arvados_docker_image against arv-keepdocker", "",
         f"Image: {size_mb} MB of random payload in one layer, built offline in a private dockerd (vfs). "
         f"Median of {len(rounds)} round(s); each tool runs on a fresh emulator, upload then no-op. Command: `{command}`.", "",
-        "| phase | measure | arv-keepdocker | module | module / arv-keepdocker |", "| --- | --- | --- | --- | --- |",
+        "The module runs both ways a local task runs it: in the controller (implicit localhost, or an inventory whose "
+        "interpreter is the controller's python: the action plugin runs the module's code in the task's worker) and "
+        "shipped (any other interpreter: AnsiballZ runs it in a process of its own). Task times are the junit "
+        "callback's; arv-keepdocker's column there is its process wall time. The worker's RSS includes the pages it "
+        "shares with ansible-playbook, which it is forked from.", "",
+        "| phase | measure | " + " | ".join(TOOLS.values()) + " | " + " | ".join(f"{TOOLS[way]} / arv-keepdocker" for way in ways) + " |",
+        "| --- | --- |" + " --- |" * (len(TOOLS) + len(ways)),
     ]
     for phase, key, label in ROWS:
-        ours = median(rounds, "module", phase, key)
-        if key == "task_s":
-            theirs = median(rounds, "keepdocker", phase, "wall_s")
-            label += " vs arv-keepdocker's process wall time"
-        else:
-            theirs = median(rounds, "keepdocker", phase, key)
-        ratio = f"{ours / theirs:.2f}" if theirs else "-"
-        lines.append(f"| {phase} | {label} | {theirs:.2f} | {ours:.2f} | {ratio} |")
-    pdh = {measured["module"]["portable_data_hash"] == measured["keepdocker"]["portable_data_hash"] for measured in rounds}
-    lines += ["", f"Same portable data hash from both tools: {'yes' if pdh == {True} else 'NO'}.", ""]
+        theirs = median(rounds, "keepdocker", phase, "wall_s" if key == "task_s" else key)
+        ours = [median(rounds, way, phase, key) for way in ways]
+        ratios = [f"{value / theirs:.2f}" if theirs else "-" for value in ours]
+        lines.append(f"| {phase} | {label} | {theirs:.2f} | " + " | ".join(f"{value:.2f}" for value in ours) + " | " + " | ".join(ratios) + " |")
+    same = {measured[way]["portable_data_hash"] == measured["keepdocker"]["portable_data_hash"] for measured in rounds for way in ways}
+    lines += ["", f"Same portable data hash from arv-keepdocker and both ways of the module: {'yes' if same == {True} else 'NO'}.", ""]
     return "\n".join(lines)
 
 

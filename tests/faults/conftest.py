@@ -17,7 +17,7 @@ from connection_scenarios import ConnectionScenarios
 from harness.emulator import Emulator
 from harness.fixtures import dockerd, emulator, fresh_emulator, images, state_root
 from hosts import DELIVERIES, MEASURED_SECONDS, Host, new_project
-from playbooks import AnsibleRunner, stage_collection
+from playbooks import CONTROLLER, AnsibleRunner, stage_collection
 
 # The shared service fixtures, imported so pytest finds them here.
 __all__ = ["dockerd", "emulator", "fresh_emulator", "images", "state_root"]
@@ -46,9 +46,18 @@ def connection_scenarios(request, collections_path, tmp_path_factory) -> t.Itera
 
 
 @pytest.fixture()
-def runner(collections_path, tmp_path):
+def execution() -> str:
+    """Where the image module's code runs: in the controller (localhost with the controller's python, the common case).
+
+    A test module overrides this fixture to run its tests shipped as a module, or both ways.
+    """
+    return CONTROLLER
+
+
+@pytest.fixture()
+def runner(collections_path, tmp_path, execution):
     """One managed host: runs share its HOME (and so the module's upload lock), as runs on one machine do."""
-    host_runner = AnsibleRunner(collections_path, tmp_path / "host")
+    host_runner = AnsibleRunner(collections_path, tmp_path / "host", execution)
     yield host_runner
     host_runner.close()
 
@@ -86,13 +95,13 @@ def host(runner, quiet_emulator, dockerd, delivery, alice_token) -> Host:
 
 
 @pytest.fixture()
-def parallel_hosts(collections_path, tmp_path, dockerd) -> t.Iterator[list[Host]]:
+def parallel_hosts(collections_path, tmp_path, dockerd, execution) -> t.Iterator[list[Host]]:
     """A host per delivery, each with an emulator of its own, for scenarios that run on both at once."""
     hosts, emulators, runners = [], [], []
     try:
         for delivery in DELIVERIES:
             emulators.append(Emulator(tmp_path / f"emulator-{delivery}").start())
-            runners.append(AnsibleRunner(collections_path, tmp_path / f"host-{delivery}"))
+            runners.append(AnsibleRunner(collections_path, tmp_path / f"host-{delivery}", execution))
             hosts.append(Host(runners[-1], emulators[-1], dockerd.docker_host, delivery, emulators[-1].mint_token("alice", None)))
         yield hosts
     finally:

@@ -1,9 +1,14 @@
 """Drive the collection through ansible-playbook: a staged copy of the collection, small playbooks, parsed results.
 
-Every run gets a playbook of its own (one task, or several for the bad-input table), an inventory whose interpreter
-is this venv's python, a HOME private to the runner (shared by the runs of one runner, as runs on one host share
+Every run gets a playbook of its own (one task, or several for the bad-input table), an inventory of localhost
+with the local connection, a HOME private to the runner (shared by the runs of one runner, as runs on one host share
 it), `-vvv`, and a callback that writes each task's result as JSON, so a test reads the result exactly as
 ansible-core handed it on.
+
+The inventory decides where the module's code runs. With this venv's python as the interpreter (CONTROLLER), the
+action plugin runs it in the controller's task process; with a wrapper script that starts the same python
+(SHIPPED), the interpreter is another program, so the module is shipped and run by AnsiballZ. With -vvv each run
+says which happened, and a runner fails the test when its runs took the other way.
 """
 from __future__ import annotations
 
@@ -32,6 +37,11 @@ MODULE = "arvados.cluster.arvados_docker_image"
 LEAKY_VARIABLE_PREFIXES = ("ARVADOS_", "DOCKER_", "ANSIBLE_")
 RUN_TIMEOUT = 300
 SHORT_TEMP_PARENT = "/tmp"
+CONTROLLER, SHIPPED = "controller", "shipped"
+EXECUTIONS = (CONTROLLER, SHIPPED)
+# What -vvv prints when the image module runs each way.
+RAN_IN_CONTROLLER = "RUN IN CONTROLLER arvados.cluster.arvados_docker_image"
+RAN_SHIPPED = "AnsiballZ_arvados_docker_image.py"
 
 
 def stage_collection(root: pathlib.Path) -> pathlib.Path:
@@ -77,6 +87,10 @@ class PlaybookRun:
     @property
     def msg(self) -> str:
         return str(self.result.get("msg", ""))
+
+    def executions(self) -> set[str]:
+        """Which ways the image module ran in this run, as -vvv told."""
+        return {name for name, marker in ((CONTROLLER, RAN_IN_CONTROLLER), (SHIPPED, RAN_SHIPPED)) if marker in self.stdout}
 
     def everything(self) -> str:
         """All text a user could see: the output and every result."""
@@ -141,15 +155,31 @@ class RunningPlaybook:
 class AnsibleRunner:
     """Runs one-task playbooks against the staged collection as one managed host would: same HOME for all runs."""
 
-    def __init__(self, collections_path: pathlib.Path, work_dir: pathlib.Path) -> None:
+    def __init__(self, collections_path: pathlib.Path, work_dir: pathlib.Path, execution: str = CONTROLLER) -> None:
         self.collections_path = collections_path
         self.work_dir = work_dir
+        self.execution = execution
+        self.executions_seen: set[str] = set()
         self.home = work_dir / "home"
         self.home.mkdir(parents=True, exist_ok=True)
+        self.interpreter = sys.executable if execution == CONTROLLER else self._python_wrapper()
         # ansible-core puts unix sockets in TMPDIR, whose paths must stay short.
         self.temp = pathlib.Path(tempfile.mkdtemp(prefix="arvft-", dir=SHORT_TEMP_PARENT))
         self._numbers = itertools.count(1)
         self._processes: list[subprocess.Popen] = []
+
+    def _python_wrapper(self) -> str:
+        """A program that is not this python but runs it: the module is shipped to it as to any other interpreter."""
+        wrapper = self.work_dir / "python"
+        wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n', encoding="utf-8")
+        wrapper.chmod(0o755)
+        return str(wrapper)
+
+    def check_execution(self, run: PlaybookRun) -> None:
+        """Fail when the image module ran another way than this runner's inventory asks for."""
+        seen = run.executions()
+        assert seen <= {self.execution}, f"the image module ran as {sorted(seen)}, not {self.execution} only:\n{run.describe()}"
+        self.executions_seen |= seen
 
     def close(self) -> None:
         """Stop any playbook a failed test left running, and remove the temporary directory."""
@@ -182,7 +212,7 @@ class AnsibleRunner:
         (folder / "playbook.yml").write_text(json.dumps([play], indent=1), encoding="utf-8")
         (folder / "inventory").mkdir()
         (folder / "inventory" / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"localhost": {
-            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}), encoding="utf-8")
+            "ansible_connection": "local", "ansible_python_interpreter": self.interpreter}}}}), encoding="utf-8")
         return folder
 
     def start(self, tasks: list[dict[str, t.Any]], env: t.Mapping[str, str] | None = None,
@@ -214,9 +244,11 @@ class AnsibleRunner:
                 raise
             while running.ended is None:
                 time.sleep(0.01)
-            return PlaybookRun(rc=rc, stdout=(folder / "stdout.txt").read_text(errors="replace"),
-                               stderr=(folder / "stderr.txt").read_text(errors="replace"),
-                               results=read_results(folder / "results.jsonl"), elapsed=running.ended - running.started)
+            run = PlaybookRun(rc=rc, stdout=(folder / "stdout.txt").read_text(errors="replace"),
+                              stderr=(folder / "stderr.txt").read_text(errors="replace"),
+                              results=read_results(folder / "results.jsonl"), elapsed=running.ended - running.started)
+            self.check_execution(run)
+            return run
 
         return RunningPlaybook(process, finish)
 

@@ -2,9 +2,10 @@
 field and the fix, and creates nothing.
 
 Every case runs for both ways of giving the token, as a task of its own; cases that share an environment share a
-playbook. All runs go between two snapshots of every object in the cluster (collections and groups with trashed ones,
-links): since no case may create anything, the two must be equal. The format case changes a server setting, so it
-runs after the others.
+playbook. The whole table runs twice: with the module's code in the controller, and shipped as a module. All runs
+go between two snapshots of every object in the cluster (collections and groups with trashed ones, links): since no
+case may create anything, the two must be equal. The format case changes a server setting, so it runs after the
+others.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from cluster import ClusterView
 from hosts import DELIVERIES, assert_no_secret, connection, new_project
 from harness.emulator import Emulator
-from playbooks import AnsibleRunner, PlaybookRun, module_task
+from playbooks import EXECUTIONS, AnsibleRunner, PlaybookRun, module_task
 
 PARALLEL_RUNS = 4
 EXPIRED = "2000-01-01T00:00:00Z"
@@ -218,10 +219,10 @@ def run_cases(runner: AnsibleRunner, cases: t.Sequence[BadInput], emulator: Emul
     return failures
 
 
-@pytest.fixture(scope="module")
-def table(tmp_path_factory, collections_path, images, dockerd) -> t.Iterator[TableRuns]:
+@pytest.fixture(scope="module", params=EXECUTIONS)
+def table(request, tmp_path_factory, collections_path, images, dockerd) -> t.Iterator[TableRuns]:
     emulator = Emulator(tmp_path_factory.mktemp("bad-input-emulator")).start()
-    runner = AnsibleRunner(collections_path, tmp_path_factory.mktemp("bad-input-host"))
+    runner = AnsibleRunner(collections_path, tmp_path_factory.mktemp("bad-input-host"), request.param)
     try:
         fixtures = prepare(emulator, images, dockerd, tmp_path_factory.mktemp("bad-input-files"))
         view = ClusterView(emulator.api("admin"))
@@ -233,6 +234,7 @@ def table(tmp_path_factory, collections_path, images, dockerd) -> t.Iterator[Tab
         finally:
             emulator.set_docker_image_formats(["v2"])
         secrets = tuple(secret for value in fixtures.tokens.values() for secret in (value, value.rsplit("/", 1)[-1]))
+        assert runner.executions_seen == {request.param}, f"the image module never ran as {request.param}"
         yield TableRuns(failures=failures, created=view.snapshot().created_since(before), secrets=secrets)
     finally:
         runner.close()

@@ -3,6 +3,7 @@
 Emulator latency holds the module at the step under test; the test then kills it, checks that no link points at a
 missing or incomplete collection (while held, after the kill, after the next run), and that the next run converges
 to exactly one complete collection with both links, without uploading the image again once its collection is saved.
+The module runs shipped (AnsiballZ), so that the process killed is the module's alone, as on a managed host.
 """
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ import pytest
 
 from cluster import ClusterView, ExpectedImage
 from hosts import Host, new_project, on_each_host
-from playbooks import RunningPlaybook
+from playbooks import SHIPPED, RunningPlaybook
 
 POLL_SECONDS = 0.05
 WAIT_FOR_STEP_SECONDS = 90
 MIB = 1024 * 1024
 # Three Keep blocks (64 MiB each), so some are stored and others not when the module is killed.
 THREE_BLOCK_PAYLOAD = 130 * MIB
+
+
+@pytest.fixture()
+def execution() -> str:
+    return SHIPPED
 
 
 def entries(emulator, service: str, method: str, route: str, status: t.Any = 200) -> list[dict]:

@@ -1,17 +1,23 @@
 """The token in output, results, diffs, warnings and errors at -vvv.
 
 Every run of this suite already fails if the token (or its secret part) shows anywhere; these tests add the paths
-where a token would most likely leak, and check that the check itself catches a leak.
+where a token would most likely leak, and check that the check itself catches a leak. Each test runs with the
+module's code in the controller (the action plugin masks the result itself) and shipped as a module.
 """
 from __future__ import annotations
 
 import pytest
 
 from hosts import Host, assert_no_secret
-from playbooks import TASK_UNDER_TEST
+from playbooks import EXECUTIONS, TASK_UNDER_TEST
 
 NO_LOG_PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 REDACTED = "********"
+
+
+@pytest.fixture(params=EXECUTIONS)
+def execution(request) -> str:
+    return request.param
 
 
 def test_the_leak_check_catches_a_printed_token(host: Host) -> None:
