@@ -138,14 +138,18 @@ options:
     default: false
   docker_ca_path:
     description:
-      - CA certificate that signed the daemon's certificate.
+      - CA certificate that signed the daemon's certificate, read with O(docker_tls_verify=true).
+      - If not set, C(ca.pem) in the folder E(DOCKER_CERT_PATH) names (else C(~/.docker)) when that file exists, as
+        the C(docker) command line finds it.
     type: path
   docker_client_cert:
     description:
-      - Client certificate presented to the daemon.
+      - Client certificate presented to the daemon, for a daemon that requires one (C(dockerd --tlsverify)).
+      - If not set, C(cert.pem) in the folder E(DOCKER_CERT_PATH) names (else C(~/.docker)) when that file exists.
     type: path
   docker_client_key:
     description:
       - Key of O(docker_client_cert).
+      - If not set, C(key.pem) in the folder E(DOCKER_CERT_PATH) names (else C(~/.docker)) when that file exists.
     type: path
 """

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 from ansible.module_utils.basic import env_fallback
@@ -21,6 +22,10 @@ except ImportError as exc:  # reported when a daemon is needed
     DOCKER_IMPORT_ERROR = exc
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# Where the docker CLI looks for ca.pem, cert.pem and key.pem when DOCKER_CERT_PATH is not set.
+DEFAULT_CERT_DIR = "~/.docker"
+# Words in a connection error that mean the TLS settings, not the address, are wrong.
+_TLS_TROUBLE = ("ssl", "tls", "certificate", "https server")
 
 DOCKER_CONNECTION_SPEC: t.Dict[str, t.Dict[str, t.Any]] = {
     "docker_host": {"type": "str", "aliases": ["docker_url"], "fallback": (env_fallback, ["DOCKER_HOST"])},
@@ -33,13 +38,37 @@ DOCKER_CONNECTION_SPEC: t.Dict[str, t.Dict[str, t.Any]] = {
 }
 
 
+def tls_files(params: t.Mapping[str, t.Any], environ: t.Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
+    """The CA, client certificate and client key: the options, else ca.pem, cert.pem and key.pem where the docker
+    CLI finds them (DOCKER_CERT_PATH, or ~/.docker), each only if it exists."""
+    cert_dir = os.path.expanduser(environ.get("DOCKER_CERT_PATH") or DEFAULT_CERT_DIR)
+
+    def option_or_file(option: str, file_name: str) -> str | None:
+        if params.get(option):
+            return params[option]
+        candidate = os.path.join(cert_dir, file_name)
+        return candidate if os.path.isfile(candidate) else None
+
+    return option_or_file("docker_ca_path", "ca.pem"), option_or_file("docker_client_cert", "cert.pem"), option_or_file("docker_client_key", "key.pem")
+
+
 def _tls_config(params: t.Mapping[str, t.Any]) -> t.Any:
     if not (params.get("docker_tls") or params.get("docker_tls_verify")):
         return False
-    client_cert = None
-    if params.get("docker_client_cert"):
-        client_cert = (params["docker_client_cert"], params.get("docker_client_key"))
-    return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=params.get("docker_ca_path"), verify=bool(params.get("docker_tls_verify")))
+    ca_path, client_cert, client_key = tls_files(params, os.environ)
+    verify = bool(params.get("docker_tls_verify"))
+    client_pair = (client_cert, client_key) if client_cert or client_key else None
+    return docker.tls.TLSConfig(client_cert=client_pair, ca_cert=ca_path if verify else None, verify=verify)
+
+
+def unreachable_message(host: str, error: Exception) -> str:
+    """Why the daemon did not answer, and which options to check."""
+    reason = str(error)
+    if any(word in reason.lower() for word in _TLS_TROUBLE):
+        fix = "check docker_tls_verify, docker_ca_path, docker_client_cert and docker_client_key (or DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)"
+    else:
+        fix = "check docker_host / DOCKER_HOST"
+    return f"cannot reach the Docker daemon at {host} ({reason}): {fix}"
 
 
 def docker_client(params: t.Mapping[str, t.Any]) -> t.Any:
@@ -50,5 +79,5 @@ def docker_client(params: t.Mapping[str, t.Any]) -> t.Any:
     try:
         client = docker.DockerClient(base_url=host, version="auto", timeout=params.get("docker_timeout") or 120, tls=_tls_config(params))
     except docker.errors.DockerException as exc:
-        raise DaemonUnavailable(f"cannot reach the Docker daemon at {host} ({exc}): check docker_host / DOCKER_HOST") from None
+        raise DaemonUnavailable(unreachable_message(host, exc)) from None
     return client

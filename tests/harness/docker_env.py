@@ -34,6 +34,10 @@ import docker
 import docker.errors
 import psutil
 
+if not __package__:  # run as a script (the up/down command line): the harness package is one folder up
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from harness.docker_tls import DockerTLSFiles, ensure_docker_tls  # noqa: E402  pylint: disable=wrong-import-position
+
 DOCKERD = "/usr/sbin/dockerd"
 # /usr/local/bin/docker on these machines is a newer client that PATH finds first.
 DOCKER_CLI = "/usr/bin/docker"
@@ -236,7 +240,11 @@ class _RecordedService:
 
 
 class DockerDaemon(_RecordedService):
-    """A dockerd of our own: vfs storage, no iptables, no bridge, its own containerd."""
+    """A dockerd of our own: vfs storage, no iptables, no bridge, its own containerd.
+
+    Besides its unix socket it listens on 127.0.0.1 with TLS, requiring a client certificate signed by its own CA
+    (`tls_files`), so that clients' TLS options can be tried for real.
+    """
 
     log_name = "dockerd.log"
 
@@ -258,6 +266,15 @@ class DockerDaemon(_RecordedService):
     def cgroup_parent(self) -> str:
         return self.short_dir.name
 
+    @property
+    def tls_files(self) -> DockerTLSFiles:
+        return ensure_docker_tls(self.state_dir / "tls")
+
+    @property
+    def tls_docker_host(self) -> str:
+        """tcp://127.0.0.1:<port> of the TLS listener, while the daemon runs."""
+        return _read_record(self.record_path)["tls_docker_host"]
+
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.docker_host, timeout=600)
 
@@ -267,13 +284,16 @@ class DockerDaemon(_RecordedService):
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([DOCKER_CLI, "-H", self.docker_host, *args], check=True, capture_output=True, text=True)
 
-    def _argv(self) -> list[str]:
+    def _argv(self, tls_docker_host: str) -> list[str]:
+        tls = self.tls_files
         return [
             DOCKERD,
             "--config-file", str(self.state_dir / "daemon.json"),
             "--data-root", str(self.state_dir / "data"),
             "--exec-root", str(self.short_dir / "exec"),
             "--host", self.docker_host,
+            "--host", tls_docker_host,
+            "--tlsverify", "--tlscacert", str(tls.ca), "--tlscert", str(tls.server_cert), "--tlskey", str(tls.server_key),
             "--pidfile", str(self.state_dir / "docker.pid"),
             "--storage-driver", "vfs",
             "--iptables=false",
@@ -303,8 +323,9 @@ class DockerDaemon(_RecordedService):
         self.short_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # An empty config keeps the host's /etc/docker/daemon.json out of our daemon.
         (self.state_dir / "daemon.json").write_text("{}\n", encoding="utf-8")
-        self._launch(self._argv(), {"docker_host": self.docker_host, "short_dir": str(self.short_dir)},
-                     self._answers, timeout, "dockerd")
+        tls_docker_host = f"tcp://127.0.0.1:{_free_port()}"
+        self._launch(self._argv(tls_docker_host), {"docker_host": self.docker_host, "tls_docker_host": tls_docker_host,
+                                                   "short_dir": str(self.short_dir)}, self._answers, timeout, "dockerd")
         return self
 
     def stop(self) -> None:
@@ -589,6 +610,8 @@ def _services(state_dir: pathlib.Path) -> tuple[DockerDaemon, Registry]:
 def _summary(daemon: DockerDaemon, registry: Registry) -> dict:
     return {
         "docker_host": daemon.docker_host,
+        "docker_tls_host": daemon.tls_docker_host,
+        "docker_cert_path": str(daemon.tls_files.client_dir),
         "registry": registry.address,
         "registry_url": registry.url,
         "dockerd_pid": daemon.pid,

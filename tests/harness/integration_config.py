@@ -25,6 +25,9 @@ def integration_variables(emulator: dict, docker: dict) -> dict:
         "arvados_users": emulator["users"],
         "arvados_system_user_uuid": emulator["system_user_uuid"],
         "docker_host": docker["docker_host"],
+        # The same daemon over TCP with TLS, requiring a client certificate; DOCKER_CERT_PATH-style folder of the client files.
+        "docker_tls_host": docker["docker_tls_host"],
+        "docker_cert_path": docker["docker_cert_path"],
         "docker_registry": docker["registry"],
     }
 
