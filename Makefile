@@ -35,7 +35,7 @@ help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
-	@echo "make molecule | ee | bench-role"
+	@echo "make molecule | ee | bench-role | bench-scale"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -191,6 +191,15 @@ BENCH_ROLE_ROUNDS ?= 5
 bench-role: deps venv stage
 	$(VENV)/bin/python bench/role_vs_keepdocker.py --images $(BENCH_ROLE_IMAGES) --rounds $(BENCH_ROLE_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role.md --json $(BUILD)/bench-role.json
+
+BENCH_SCALE_SIZES ?= 200,2000,4000
+BENCH_SCALE_ROUNDS ?= 3
+# arv-keepdocker images, list_images_in_arv, the info module and the lookup of every name, on a fresh emulator per number
+# of images; writes bench/RESULTS-scale.md.
+.PHONY: bench-scale
+bench-scale: venv stage
+	$(VENV)/bin/python bench/scale.py --sizes $(BENCH_SCALE_SIZES) --rounds $(BENCH_SCALE_ROUNDS) \
+	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-scale.md --json $(BUILD)/bench-scale.json
 
 clean:
 	-$(MAKE) services-down

@@ -27,6 +27,18 @@ attributes:
       - arvados.cluster.arvados
 """
 
+    # Modules whose action plugin fills the connection from variables and runs their code in the controller for local tasks.
+    CONTROLLER_ACTION = r"""
+options: {}
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details:
+      - The action plugin fills the connection options from the C(arvados_api_*) variables, templated.
+      - On the controller with its own Python, it runs the module's code in the task process.
+"""
+
     # Modules that only read.
     INFO_MODULE = r"""
 options: {}

@@ -51,7 +51,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRefError, parse_image_ref
 
 
-def repo_tag(name: str, tag: t.Optional[str] = None) -> str:
+def repo_tag(name: str, tag: str | None = None) -> str:
     """`name` (and `tag`) as the cluster's docker_image_repo+tag link names it."""
     try:
         ref = parse_image_ref(name, tag)

@@ -19,8 +19,11 @@ description:
     count, after following C(docker_image_migration) links owned by the system user.
   - A portable data hash term resolves to a readable collection with that content, if its format is supported.
   - All terms of one call are read together. Names, full image ids and portable data hashes take a fixed handful of
-    API requests whatever their number (one more per 40 collections they point at); an image id prefix, or a name
+    API requests whatever their number (one more per 1000 collections they point at); an image id prefix, or a name
     with no readable C(docker_image_repo+tag) link, adds one or two requests of its own.
+  - The module M(arvados.cluster.arvados_docker_image), in its C(resolves_to) result, and the info module
+    M(arvados.cluster.arvados_docker_image_info), in its C(preferred) entries, give the same answers, read the same way
+    and by the same rules.
 author:
   - arvados.cluster contributors (@arvados)
 requirements:
@@ -29,7 +32,9 @@ options:
   _terms:
     description:
       - C(repo:tag) or C(repo) (the tag defaults to V(latest)), an image id C(sha256:<hex>) or a prefix of it
-        (at least 4 hex digits after C(sha256:), or 12 to 64 bare hex digits), or a portable data hash.
+        (at least 4 hex digits after C(sha256:)), or a portable data hash.
+      - 12 to 64 bare hex digits are read as the server reads them (a repository name, a prefix of an old v1 image's
+        id, or with 32 digits a portable data hash); only where that finds nothing are they read as an image id.
       - Image ids are the one departure from the server's rules, see the notes.
     type: list
     elements: str
@@ -60,8 +65,10 @@ options:
     choices: [error, warn, skip]
     default: error
 extends_documentation_fragment:
+  - arvados.cluster.arvados
   - arvados.cluster.arvados.plugins
 notes:
+  - An option the lookup does not take, a misspelt one for instance, is an error that names it.
   - The result has one value per term, in the order of the terms, unless O(on_missing) leaves some out. Use
     C(query) (or C(wantlist=true)) to get a list even for one term.
   - Where the server's parsing surprises, this returns what the server does. C(registry.example:5000/team/bwa) without
@@ -70,12 +77,17 @@ notes:
     C(debian)); the P(arvados.cluster.repo_tag#filter) filter gives the stored form.
   - A newer upload does not win over an image whose build time is newer, so re-tagging an older image does not make
     the server run it.
-  - Image ids are the exception. Under the server's rules an id never selects that image (C(sha256:<id>) is split at
-    its first C(:) and falls back to the newest image of any id; a bare hex prefix finds nothing), so for an id term
-    this returns the collections holding that id, in the server's order, as C(list_images_in_arv) does, and warns
-    that a container request with that string would run a different image. Use the portable data hash it returns.
+  - Image ids are the exception. Under the server's rules C(sha256:<id>) never selects that image (it is split at
+    its first C(:) and falls back to the newest image of any id), so for such a term this returns the collections
+    holding that id, in the server's order, as C(list_images_in_arv) does, and warns that a container request with
+    that string would run a different image. Use the portable data hash it returns. Bare hex digits get the server's
+    answer first (a C(docker_image_repo+tag) link named C(<hex>:latest), or the C(docker_image_hash) link of a v1 image
+    whose id starts with them); only where the server finds nothing are they read as an image id, with the same
+    warning.
   - The server reads C(docker_image_migration) links whatever their permissions, but a token sees only the ones it
-    can read, normally only an admin's does. With another token, migration links are not followed.
+    can read, normally only an admin's does. With another token, migration links are not followed, and a term that
+    matches an image of a format the cluster does not support gets a warning that the server may follow a migration
+    link this token cannot read.
   - The results agree with the first entry of C(arvados.commands.keepdocker.list_images_in_arv) where that follows the
     server. Where they differ this follows the server. C(list_images_in_arv) ignores C(dockerImageFormats) and
     migration links; places a collection with several matching links by its most preferred one rather than its
@@ -187,42 +199,40 @@ from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.arvados.cluster.plugins.module_utils._arvados import (
-    ArvadosClient,
-    ArvadosClientError,
-    ConnectionOptions,
-    connection_from_plugin,
-    redact,
-)
-from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
-    TERM_IMAGE_ID,
+from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ArvadosClient
+from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import CollectionError, ImageRefError
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import full_image_id
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import split_repo_tag
+from ansible_collections.arvados.cluster.plugins.module_utils._records import iso_time
+from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
     TERM_NAME,
     Candidate,
-    CatalogReader,
     LookupTerm,
     ServerChoice,
-    full_image_id,
-    iso_time,
-    lookup_term,
-    system_user_uuid_of,
+    hidden_migration_warning,
+    parse_term,
+    server_choice,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import split_repo_tag
+from ansible_collections.arvados.cluster.plugins.plugin_utils._connection import lookup_connection
+from ansible_collections.arvados.cluster.plugins.plugin_utils._lookup_options import reject_unknown_options
 
 display = Display()
+PLUGIN = "arvados_docker_image lookup"
 
 
 class LookupModule(LookupBase):
 
     def run(self, terms: list[t.Any], variables: dict[str, t.Any] | None = None, **kwargs: t.Any) -> list[t.Any]:
-        self.set_options(var_options=variables, direct=kwargs)
+        # The connection variables are read, templated, by lookup_connection: Ansible would type-check them raw.
+        self.set_options(direct=kwargs)
+        reject_unknown_options(PLUGIN, kwargs, self._options)
         result, on_missing = self.get_option("result"), self.get_option("on_missing")
         parsed = [_parse(term) for term in self._flatten(terms)]
         if not parsed:
             return []
-        choices = self._read_choices(parsed)
         values = []
-        for term in parsed:
-            choice = choices[term.text]
+        for term, choice in self._read_choices(parsed, variables or {}, kwargs):
             _warn_about(term, choice)
             if choice.winner is None:
                 _report_missing(term, choice, on_missing, self.get_option("project_uuid"))
@@ -230,24 +240,22 @@ class LookupModule(LookupBase):
                 values.append(_value(term, choice, result))
         return values
 
-    def _read_choices(self, terms: list[LookupTerm]) -> dict[str, ServerChoice]:
-        """Every term's choice, through one client and one batched read."""
-        options: ConnectionOptions | None = None
+    def _read_choices(self, terms: list[LookupTerm], variables: dict[str, t.Any],
+                      direct: dict[str, t.Any]) -> list[tuple[LookupTerm, ServerChoice]]:
+        """Every term's choice, from one client and one batched read of the cluster."""
         try:
-            options = connection_from_plugin(self)
-            client = ArvadosClient(options)
-            return CatalogReader(client).choices(terms, client.docker_image_formats(), system_user_uuid_of(client.discovery),
-                                                 self.get_option("project_uuid"))
-        except ArvadosClientError as exc:
-            message = f"arvados_docker_image lookup of {_term_list(terms)}: {exc}"
-            raise AnsibleError(redact(message, options) if options is not None else message) from None
+            reader = CatalogReader(ArvadosClient(lookup_connection(self, variables, direct)))
+            view = reader.read_view(terms, self.get_option("project_uuid"))
+        except CollectionError as exc:
+            raise AnsibleError(f"{PLUGIN} of {_term_list(terms)}: {exc.user_message()}") from None
+        return [(term, server_choice(view, term)) for term in terms]
 
 
 def _parse(term: t.Any) -> LookupTerm:
     try:
-        return lookup_term(term)
-    except ValueError as exc:
-        raise AnsibleError(f"arvados_docker_image lookup: bad term: {exc}") from None
+        return parse_term(term)
+    except ImageRefError as exc:
+        raise AnsibleError(f"{PLUGIN}: bad term: {exc}") from None
 
 
 def _term_list(terms: list[LookupTerm], shown: int = 3) -> str:
@@ -256,12 +264,14 @@ def _term_list(terms: list[LookupTerm], shown: int = 3) -> str:
 
 
 def _warn_about(term: LookupTerm, choice: ServerChoice) -> None:
-    if term.kind == TERM_IMAGE_ID and choice.winner is not None:
+    if choice.read_as_image_id and choice.winner is not None:
         display.warning(_image_id_warning(term, choice))
+    if choice.hidden_migration:
+        display.warning(f"{PLUGIN}: {hidden_migration_warning(choice)}")
     if choice.tied_with_winner:
         tied = ", ".join(candidate.collection.uuid for candidate in choice.tied_with_winner)
         display.warning(
-            f"arvados_docker_image lookup: {term.text!r}: {choice.winner.collection.uuid} ties with {tied} (same image timestamp "
+            f"{PLUGIN}: {term.text!r}: {choice.winner.collection.uuid} ties with {tied} (same image timestamp "  # type: ignore[union-attr]
             "and link creation second); the API server may run either"
         )
 
@@ -270,19 +280,19 @@ def _image_id_warning(term: LookupTerm, choice: ServerChoice) -> str:
     if term.text.startswith("sha256:"):
         server = "splits it at the first ':' and runs the newest image of any id"
     else:
-        server = "finds no image for a bare hex id"
+        server = "finds no image for this bare hex id"
     message = (
-        f"arvados_docker_image lookup: {term.text!r} is an image id; a container request with this string would run a "
+        f"{PLUGIN}: {term.text!r} is an image id; a container request with this string would run a "
         f"different image (the API server {server}). Returning the collection holding it: use its portable data hash."
     )
-    image_ids = sorted({full_image_id(candidate.image_id) for candidate in choice.candidates})
+    image_ids = sorted({full_image_id(candidate.image_id) or candidate.image_id for candidate in choice.candidates})
     if len(image_ids) > 1:
         message += f" The prefix matches {len(image_ids)} images ({', '.join(image_ids)}); the first in the server's order is returned."
     return message
 
 
 def _report_missing(term: LookupTerm, choice: ServerChoice, on_missing: str, project_uuid: str | None) -> None:
-    message = f"arvados_docker_image lookup: {term.text!r}: {choice.error}"
+    message = f"{PLUGIN}: {term.text!r}: {choice.error}"
     if project_uuid:
         message += f" among the images of project {project_uuid}"
     message += _missing_hint(term)

@@ -17,7 +17,8 @@ import hashlib
 import os
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import default_collection_name, keep_file_name
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import keep_file_name
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import default_collection_name
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     COPY,
     CREATE_LINK,
@@ -52,13 +53,13 @@ def image_lock(image_id: str, lock_dir: str = LOCK_DIR) -> t.Iterator[None]:
 class ActionRunner:
     """Applies a plan for one image through an ArvadosClient; `collection_uuid` is the image's collection after it."""
 
-    def __init__(self, client: t.Any, desired: DesiredImage, open_image_stream: t.Optional[t.Callable[[], t.Any]] = None,
-                 collection_uuid: t.Optional[str] = None) -> None:
+    def __init__(self, client: t.Any, desired: DesiredImage, open_image_stream: t.Callable[[], t.Any] | None = None,
+                 collection_uuid: str | None = None) -> None:
         self.client = client
         self.desired = desired
         self.open_image_stream = open_image_stream
         self.collection_uuid = collection_uuid
-        self.changed_uuids: t.List[str] = []
+        self.changed_uuids: list[str] = []
 
     def run(self, actions: t.Sequence[Action]) -> None:
         handlers = {
@@ -90,7 +91,7 @@ class ActionRunner:
 
     def _save_new_collection(self, manifest_text: str) -> None:
         desired = self.desired
-        body: t.Dict[str, t.Any] = {
+        body: dict[str, t.Any] = {
             "owner_uuid": desired.project_uuid,
             "name": desired.collection_name or default_collection_name(desired.repo_tag, desired.image_id),
             "manifest_text": manifest_text,

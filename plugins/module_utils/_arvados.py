@@ -13,11 +13,14 @@ import random
 import re
 import socket
 import ssl
+import sys
 import time
 import typing as t
 from dataclasses import dataclass
 
 from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArvadosClientError, OptionError
 
 try:
     import arvados
@@ -27,7 +30,7 @@ try:
     from googleapiclient.http import HttpRequest
     ARVADOS_IMPORT_ERROR = None
     # What a request can fail with on the way to and from the server; anything else is a bug and stays loud.
-    REQUEST_ERRORS: t.Tuple[t.Type[BaseException], ...] = (arvados.errors.ApiError, httplib2.HttpLib2Error, OSError)
+    REQUEST_ERRORS: tuple[type[BaseException], ...] = (arvados.errors.ApiError, httplib2.HttpLib2Error, OSError)
 except ImportError as exc:  # reported by the caller
     ARVADOS_IMPORT_ERROR = exc
     REQUEST_ERRORS = (OSError,)
@@ -55,14 +58,9 @@ ARVADOS_CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 TRUE_WORDS = frozenset(("1", "t", "true", "y", "yes", "on"))
-
-
-class ArvadosClientError(Exception):
-    """A failure talking to Arvados, worded for the user and free of secrets."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+# Where a missing host or token can be given, in the order the collection reads them (doc fragment arvados.cluster.arvados).
+_WHERE_TO_SET = ("set {option} (or the variable arvados_{option}), or {variable} in the environment of the host that runs this "
+                 "or in its ~/.config/arvados/settings.conf")
 
 
 @dataclass(frozen=True)
@@ -90,10 +88,14 @@ def _settings_file_value(name: str) -> str | None:
     return arvados.config.settings().get(name) or None
 
 
-def resolve_connection(get: t.Callable[[str], t.Any]) -> ConnectionOptions:
-    """Connection options from one source of option values (a module's params or a plugin's get_option).
+def connection_options(get: t.Callable[[str], t.Any]) -> ConnectionOptions:
+    """The connection options, from what `get` returns for each option's name, else the settings file.
 
-    Values not set there come from the settings file, so the collection follows the Arvados tools.
+    The one constructor of ConnectionOptions. `get` answers from the sources that come first in the collection's one
+    precedence (the doc fragment arvados.cluster.arvados tells it): a module's params (its options, the arvados_*
+    variables its action plugin added, then its environment fallbacks), or the lookup's options, variables, environment
+    and ansible.cfg (plugin_utils._connection.lookup_connection). What none of them sets comes from
+    ~/.config/arvados/settings.conf, as the Arvados command-line tools read it.
     """
     api_host = get("api_host") or _settings_file_value("ARVADOS_API_HOST")
     api_token = get("api_token") or _settings_file_value("ARVADOS_API_TOKEN")
@@ -101,24 +103,25 @@ def resolve_connection(get: t.Callable[[str], t.Any]) -> ConnectionOptions:
     if insecure is None:
         insecure = _settings_file_value("ARVADOS_API_HOST_INSECURE")
     if not api_host:
-        raise ArvadosClientError("no Arvados API host: set api_host, or ARVADOS_API_HOST in the environment of the host that runs this")
+        raise ArvadosClientError(f"no Arvados API host: {_WHERE_TO_SET.format(option='api_host', variable='ARVADOS_API_HOST')}")
     if not api_token:
-        raise ArvadosClientError("no Arvados API token: set api_token, or ARVADOS_API_TOKEN in the environment of the host that runs this")
+        raise ArvadosClientError(f"no Arvados API token: {_WHERE_TO_SET.format(option='api_token', variable='ARVADOS_API_TOKEN')}")
     return ConnectionOptions(
         api_host=str(api_host).strip().rstrip("/"),
         api_token=str(api_token).strip(),
         api_insecure=_as_bool(insecure),
-        num_retries=int(get("num_retries") if get("num_retries") is not None else DEFAULT_NUM_RETRIES),
-        api_timeout=int(get("api_timeout") or DEFAULT_API_TIMEOUT),
+        num_retries=_as_int("num_retries", get("num_retries"), DEFAULT_NUM_RETRIES),
+        api_timeout=_as_int("api_timeout", get("api_timeout"), DEFAULT_API_TIMEOUT) or DEFAULT_API_TIMEOUT,
     )
 
 
-def connection_from_module(module: t.Any) -> ConnectionOptions:
-    return resolve_connection(module.params.get)
-
-
-def connection_from_plugin(plugin: t.Any) -> ConnectionOptions:
-    return resolve_connection(plugin.get_option)
+def _as_int(option: str, value: t.Any, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{option}: {value!r} is not a whole number") from None
 
 
 def _host_and_port(api_host: str) -> tuple[str, int]:
@@ -295,12 +298,18 @@ if ARVADOS_IMPORT_ERROR is None:
             return schedule.run(functools.partial(super().execute, http=http, num_retries=0))
 
 
+def missing_library_message() -> str:
+    """Which Python lacks the Arvados SDK, and how to install it there."""
+    return (f"the arvados-python-client library is required, and {sys.executable} cannot import it ({ARVADOS_IMPORT_ERROR}): "
+            f"install it there with `{sys.executable} -m pip install arvados-python-client`")
+
+
 class ArvadosClient:
     """An SDK client bound to one set of connection options, with calls that fail in words a user can act on."""
 
     def __init__(self, options: ConnectionOptions) -> None:
         if ARVADOS_IMPORT_ERROR is not None:
-            raise ArvadosClientError(f"the arvados-python-client library is required: {ARVADOS_IMPORT_ERROR}")
+            raise ArvadosClientError(missing_library_message())
         self.options = options
         schedule = RetrySchedule(options.num_retries, options.api_timeout)
         check_reachable(options)

@@ -12,7 +12,7 @@ import typing as t
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.arvados.cluster.plugins.module_utils._image_source import DaemonUnavailable
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable
 
 try:
     import docker
@@ -27,7 +27,7 @@ DEFAULT_CERT_DIR = "~/.docker"
 # Words in a connection error that mean the TLS settings, not the address, are wrong.
 _TLS_TROUBLE = ("ssl", "tls", "certificate", "https server")
 
-DOCKER_CONNECTION_SPEC: t.Dict[str, t.Dict[str, t.Any]] = {
+DOCKER_CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
     "docker_host": {"type": "str", "aliases": ["docker_url"], "fallback": (env_fallback, ["DOCKER_HOST"])},
     "docker_timeout": {"type": "int", "default": 120},
     "docker_tls": {"type": "bool", "default": False, "fallback": (env_fallback, ["DOCKER_TLS"])},

@@ -14,13 +14,11 @@ import re
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, parse_image_id
+
 DEFAULT_TAG = "latest"
 
-# A bare hex string shorter than this is taken as a repository name: `docker images` shows 12.
-MIN_BARE_ID_PREFIX = 12
-# After an explicit `sha256:` there is no clash with repository names, so shorter prefixes are fine.
-MIN_SHA256_ID_PREFIX = 4
-ID_HEX_LENGTH = 64
 MAX_NAME_LENGTH = 255
 
 _DEFAULT_DOMAIN = "docker.io"
@@ -33,40 +31,34 @@ _DOMAIN = re.compile(
     r"(?:" + _DOMAIN_COMPONENT + r"(?:\." + _DOMAIN_COMPONENT + r")*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 )
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_HEX = re.compile(r"[0-9a-f]+")
 _PORTABLE_DATA_HASH = re.compile(r"[0-9a-f]{32}\+[0-9]+")
-
-
-class ImageRefError(ValueError):
-    """What the user wrote does not name a Docker image; the message names the option and the fix."""
 
 
 @dataclass(frozen=True)
 class ImageRef:
     """A normalised image reference: either `repo` and `tag`, or an image id (prefix)."""
 
-    repo: t.Optional[str] = None
-    tag: t.Optional[str] = None
-    image_id_prefix: t.Optional[str] = None
+    repo: str | None = None
+    tag: str | None = None
+    image_id_prefix: str | None = None
 
     @property
     def is_image_id(self) -> bool:
         return self.image_id_prefix is not None
 
     @property
-    def repo_tag(self) -> t.Optional[str]:
+    def repo_tag(self) -> str | None:
         if self.repo is None:
             return None
         return f"{self.repo}:{self.tag}"
 
     @property
-    def full_image_id(self) -> t.Optional[str]:
-        if self.image_id_prefix is None or len(self.image_id_prefix) != len("sha256:") + ID_HEX_LENGTH:
-            return None
-        return self.image_id_prefix
+    def full_image_id(self) -> str | None:
+        image_id = ImageId.from_stored(self.image_id_prefix)
+        return str(image_id) if image_id is not None and image_id.is_complete else None
 
 
-def parse_image_ref(name: str, tag: t.Optional[str] = None) -> ImageRef:
+def parse_image_ref(name: str, tag: str | None = None) -> ImageRef:
     """Parse the module's `name` and `tag` options into an ImageRef.
 
     `name` is `repo`, `repo:tag`, `host[:port]/path/repo[:tag]`, an image id `sha256:<64 hex>`, or an
@@ -86,7 +78,7 @@ def parse_image_ref(name: str, tag: t.Optional[str] = None) -> ImageRef:
     return ImageRef(repo=normalise_repo(repo), tag=_merge_tags(name, name_tag, tag))
 
 
-def split_repo_tag(name: str) -> t.Tuple[str, t.Optional[str]]:
+def split_repo_tag(name: str) -> tuple[str, str | None]:
     """Split `repo[:tag]` as Docker does: the tag follows the last `:` that has no `/` after it."""
     repo, sep, name_tag = name.rpartition(":")
     if not sep or "/" in name_tag:
@@ -94,13 +86,13 @@ def split_repo_tag(name: str) -> t.Tuple[str, t.Optional[str]]:
     return repo, name_tag
 
 
-def image_id_prefix_of(name: str) -> t.Optional[str]:
+def image_id_prefix_of(name: str) -> str | None:
     """Return `sha256:<hex>` when `name` is an image id or id prefix, else None."""
-    if name.startswith("sha256:"):
-        return "sha256:" + _checked_id_hex(name[len("sha256:"):], MIN_SHA256_ID_PREFIX)
-    if MIN_BARE_ID_PREFIX <= len(name) <= ID_HEX_LENGTH and _HEX.fullmatch(name):
-        return "sha256:" + name
-    return None
+    try:
+        image_id = parse_image_id(name)
+    except ImageRefError as exc:
+        raise ImageRefError(f"name: {exc}") from None
+    return None if image_id is None else str(image_id)
 
 
 def normalise_repo(repo: str) -> str:
@@ -119,7 +111,19 @@ def normalise_repo(repo: str) -> str:
     return _familiar_name(_without_https_port(domain), path)
 
 
-def _split_domain(repo: str) -> t.Tuple[t.Optional[str], str]:
+def normalise_repo_tag(name: str) -> str:
+    """`name` as the `repo:tag` Docker lists it (`docker.io/library/x` is `x:latest`), to compare image names.
+
+    Unchanged when it names no repository (an image id, a digest reference, a name Docker would refuse), so such a
+    name still equals itself.
+    """
+    try:
+        return parse_image_ref(name).repo_tag or name
+    except ImageRefError:
+        return name
+
+
+def _split_domain(repo: str) -> tuple[str | None, str]:
     """Split off a registry host the way Docker decides what the first path component is."""
     first, sep, rest = repo.partition("/")
     if not sep:
@@ -131,14 +135,14 @@ def _split_domain(repo: str) -> t.Tuple[t.Optional[str], str]:
     return first, rest
 
 
-def _without_https_port(domain: t.Optional[str]) -> t.Optional[str]:
+def _without_https_port(domain: str | None) -> str | None:
     # `docker pull host:443/x` lists the image as `host/x` afterwards (see arv-keepdocker).
     if domain is not None and domain.endswith(":443"):
         return domain[:-len(":443")]
     return domain
 
 
-def _familiar_name(domain: t.Optional[str], path: str) -> str:
+def _familiar_name(domain: str | None, path: str) -> str:
     if domain == _LEGACY_DEFAULT_DOMAIN:
         domain = _DEFAULT_DOMAIN
     if domain is not None and domain != _DEFAULT_DOMAIN:
@@ -178,23 +182,12 @@ def _check_not_digest(name: str) -> None:
         )
 
 
-def _checked_id_hex(hex_digits: str, minimum: int) -> str:
-    if hex_digits.lower() != hex_digits:
-        raise ImageRefError(f"name: image id 'sha256:{hex_digits}' must be lowercase; use lowercase hex digits.")
-    if not _HEX.fullmatch(hex_digits) or not minimum <= len(hex_digits) <= ID_HEX_LENGTH:
-        raise ImageRefError(
-            f"name: 'sha256:{hex_digits}' is not an image id; after 'sha256:' give {minimum} to {ID_HEX_LENGTH} "
-            "hex digits."
-        )
-    return hex_digits
-
-
-def _is_hex_repo_with_tag(name: str, tag: t.Optional[str]) -> bool:
+def _is_hex_repo_with_tag(name: str, tag: str | None) -> bool:
     # With a tag, bare hex is a repository name, so `name: x, tag: y` means the same as `name: x:y`.
     return tag is not None and not name.startswith("sha256:")
 
 
-def _check_no_tag_for_image_id(name: str, tag: t.Optional[str]) -> None:
+def _check_no_tag_for_image_id(name: str, tag: str | None) -> None:
     if tag is not None:
         raise ImageRefError(
             f"tag: name {name!r} is an image id, which has no tag; leave out tag or give a repository name."
@@ -217,7 +210,7 @@ def _check_path(repo: str, path: str) -> None:
             )
 
 
-def _merge_tags(name: str, name_tag: t.Optional[str], tag: t.Optional[str]) -> str:
+def _merge_tags(name: str, name_tag: str | None, tag: str | None) -> str:
     if name_tag is not None and tag is not None and name_tag != tag:
         raise ImageRefError(
             f"name {name!r} includes tag {name_tag!r} but option tag is {tag!r}; give the tag in only one of "
@@ -226,15 +219,7 @@ def _merge_tags(name: str, name_tag: t.Optional[str], tag: t.Optional[str]) -> s
     return name_tag or tag or DEFAULT_TAG
 
 
-def keep_file_name(image_id: str) -> str:
-    """The file name an image's `docker save` tarball has in its collection: `sha256:<hex>.tar`."""
-    hex_digits = image_id[len("sha256:"):] if image_id.startswith("sha256:") else image_id
-    if len(hex_digits) != ID_HEX_LENGTH or not _HEX.fullmatch(hex_digits):
-        raise ValueError(f"not a full image id: {image_id!r}")
-    return f"sha256:{hex_digits}.tar"
-
-
-def default_collection_name(repo_tag: t.Optional[str], image_id: str) -> str:
+def default_collection_name(repo_tag: str | None, image_id: str) -> str:
     """The collection name arv-keepdocker gives an image (sdk/python/arvados/commands/keepdocker.py)."""
     if repo_tag:
         return f"Docker image {repo_tag.replace('/', ' ')} {image_id[:12]}"
@@ -246,7 +231,7 @@ def is_portable_data_hash(text: str) -> bool:
     return isinstance(text, str) and _PORTABLE_DATA_HASH.fullmatch(text) is not None
 
 
-def split_container_image(container_image: str) -> t.Tuple[str, str]:
+def split_container_image(container_image: str) -> tuple[str, str]:
     """Split a container request's `container_image` as the API server does: at the FIRST `:`.
 
     services/api/app/models/collection.rb (find_all_for_docker_image): `host:5000/repo` becomes term

@@ -13,16 +13,26 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
+from ansible_collections.arvados.cluster.plugins.module_utils._records import (
     HASH_LINK_CLASS as HASH_LINK,
     IMAGE_ID_PROPERTY,
     REPO_TAG_PROPERTY,
     REPO_TAG_LINK_CLASS as REPO_TAG_LINK,
     ImageCollection,
-    ImageHoldings,
     ImageLink,
-    LinkKey,
 )
+
+# (link_class, name, head_uuid): a link as far as the plan needs to know it exists.
+LinkKey = t.Tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class ImageHoldings:
+    """What the cluster holds of one image id, from one token's point of view."""
+
+    in_project: ImageCollection | None = None
+    project_links: t.AbstractSet[LinkKey] = frozenset()
+    readable_elsewhere: ImageCollection | None = None
 
 
 @dataclass(frozen=True)
@@ -30,13 +40,13 @@ class DesiredImage:
     """What the task declares: this image id, tagged `repo_tag`, stored in `project_uuid`."""
 
     image_id: str
-    repo_tag: t.Optional[str]
+    repo_tag: str | None
     project_uuid: str
-    image_timestamp: t.Optional[str] = None
-    collection_name: t.Optional[str] = None
+    image_timestamp: str | None = None
+    collection_name: str | None = None
     properties: t.Mapping[str, t.Any] = field(default_factory=dict)
-    replication: t.Optional[int] = None
-    storage_classes: t.Optional[t.Sequence[str]] = None
+    replication: int | None = None
+    storage_classes: t.Sequence[str] | None = None
     force: bool = False
 
 
@@ -46,10 +56,10 @@ class Action:
 
     kind: str
     description: str
-    target: t.Optional[str] = None
-    source: t.Optional[str] = None
-    link_class: t.Optional[str] = None
-    link_name: t.Optional[str] = None
+    target: str | None = None
+    source: str | None = None
+    link_class: str | None = None
+    link_name: str | None = None
     changes: t.Mapping[str, t.Any] = field(default_factory=dict)
 
 
@@ -61,7 +71,7 @@ DELETE_LINK = "delete_link"
 TRASH_COLLECTION = "trash_collection"
 
 
-def wanted_links(desired: DesiredImage) -> t.List[t.Tuple[str, str]]:
+def wanted_links(desired: DesiredImage) -> list[tuple[str, str]]:
     """The (link_class, name) pairs the project must hold for the image, hash link first."""
     links = [(HASH_LINK, desired.image_id)]
     if desired.repo_tag:
@@ -69,7 +79,7 @@ def wanted_links(desired: DesiredImage) -> t.List[t.Tuple[str, str]]:
     return links
 
 
-def new_collection_properties(desired: DesiredImage) -> t.Dict[str, t.Any]:
+def new_collection_properties(desired: DesiredImage) -> dict[str, t.Any]:
     """Properties of a collection this module creates: the declared ones plus the image's identity."""
     properties = dict(desired.properties)
     properties[IMAGE_ID_PROPERTY] = desired.image_id
@@ -78,7 +88,7 @@ def new_collection_properties(desired: DesiredImage) -> t.Dict[str, t.Any]:
     return properties
 
 
-def plan_present(desired: DesiredImage, holdings: ImageHoldings) -> t.List[Action]:
+def plan_present(desired: DesiredImage, holdings: ImageHoldings) -> list[Action]:
     """Actions that make the project hold the image with both links and the declared attributes."""
     if desired.force or holdings.in_project is None:
         return _plan_new_collection(desired, holdings)
@@ -91,7 +101,7 @@ def plan_present(desired: DesiredImage, holdings: ImageHoldings) -> t.List[Actio
     return actions
 
 
-def _plan_new_collection(desired: DesiredImage, holdings: ImageHoldings) -> t.List[Action]:
+def _plan_new_collection(desired: DesiredImage, holdings: ImageHoldings) -> list[Action]:
     source = holdings.readable_elsewhere if not desired.force else None
     if source is not None:
         first = Action(COPY, f"copy collection {source.uuid} ({source.portable_data_hash}) into project {desired.project_uuid}"
@@ -102,7 +112,7 @@ def _plan_new_collection(desired: DesiredImage, holdings: ImageHoldings) -> t.Li
     return [first] + _missing_link_actions(desired, None, frozenset())
 
 
-def _missing_link_actions(desired: DesiredImage, collection_uuid: t.Optional[str], links: t.AbstractSet[LinkKey]) -> t.List[Action]:
+def _missing_link_actions(desired: DesiredImage, collection_uuid: str | None, links: t.AbstractSet[LinkKey]) -> list[Action]:
     present = {(link_class, name) for link_class, name, head_uuid in links if head_uuid == collection_uuid}
     where = f"collection {collection_uuid}" if collection_uuid else "the new collection"
     return [
@@ -112,9 +122,9 @@ def _missing_link_actions(desired: DesiredImage, collection_uuid: t.Optional[str
     ]
 
 
-def attribute_changes(desired: DesiredImage, collection: ImageCollection) -> t.Dict[str, t.Any]:
+def attribute_changes(desired: DesiredImage, collection: ImageCollection) -> dict[str, t.Any]:
     """Declared collection attributes that differ from the stored ones, as an update body."""
-    changes: t.Dict[str, t.Any] = {}
+    changes: dict[str, t.Any] = {}
     merged = dict(collection.properties)
     merged.update(desired.properties)
     if merged != dict(collection.properties):
@@ -128,7 +138,7 @@ def attribute_changes(desired: DesiredImage, collection: ImageCollection) -> t.D
     return changes
 
 
-def plan_absent(repo_tag_links: t.Sequence[ImageLink], other_tags: t.Mapping[str, int], purge: bool) -> t.List[Action]:
+def plan_absent(repo_tag_links: t.Sequence[ImageLink], other_tags: t.Mapping[str, int], purge: bool) -> list[Action]:
     """Actions that remove the project's links for an image and, with `purge`, its untagged collections.
 
     `repo_tag_links` are the project's links to remove; `other_tags` counts, per collection, the

@@ -20,6 +20,8 @@ import re
 import threading
 import typing as t
 
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import KeepUploadError
+
 # arvados.config.KEEP_BLOCK_SIZE: arv-put cuts a file into blocks of exactly this size, the last shorter.
 KEEP_BLOCK_SIZE = 64 * 1024 * 1024
 # The locator arv-put writes for an empty file; it is never PUT and needs no signature.
@@ -32,17 +34,6 @@ DEFAULT_COPIES = 2
 _MANIFEST_ESCAPED = re.compile(r"[\\:\000-\040]")
 
 PutBlock = t.Callable[[bytes], str]
-
-
-class KeepUploadError(Exception):
-    """A block could not be written to Keep; no manifest was produced.
-
-    `bytes_written` is how many bytes of the stream Keep had confirmed when the upload stopped.
-    """
-
-    def __init__(self, message: str, bytes_written: int) -> None:
-        super().__init__(message)
-        self.bytes_written = bytes_written
 
 
 def write_stream_to_keep(
@@ -237,7 +228,7 @@ class BlockUploads:
                 failure = KeepUploadError(
                     f"writing {self._file_name} to Keep failed at block {block_index + 1} (bytes {offset} to {offset + block_length - 1}): "
                     f"{error}; {self._bytes_written} bytes had been written to Keep, no manifest was made",
-                    self._bytes_written,
+                    bytes_written=self._bytes_written,
                 )
                 failure.__cause__ = error
                 self._failure = failure

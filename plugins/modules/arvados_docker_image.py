@@ -35,12 +35,8 @@ extends_documentation_fragment:
   - arvados.cluster.arvados.DOCKER
   - arvados.cluster.attributes
   - arvados.cluster.attributes.actiongroup_arvados
+  - arvados.cluster.attributes.controller_action
 attributes:
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
-    support: full
-    details:
-      - On the controller with its own Python, the action plugin runs the module's code in the task process.
   async:
     description: Supports being used with the C(async) keyword.
     support: full
@@ -295,18 +291,12 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.arvados.cluster.plugins.module_utils._image_task import TaskContext, TaskFailure, argument_spec, ensure_image
+from ansible_collections.arvados.cluster.plugins.module_utils._image_task import argument_spec, ensure_image
+from ansible_collections.arvados.cluster.plugins.module_utils._task import run_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    context = TaskContext(params=module.params, check_mode=module.check_mode,
-                          diff=module._diff, warn=module.warn)  # pylint: disable=protected-access
-    try:
-        result = ensure_image(context)
-    except TaskFailure as failure:
-        module.fail_json(msg=failure.msg, **({"exception": failure.traceback} if failure.traceback else {}))
-    module.exit_json(**result)
+    run_module(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), ensure_image)
 
 
 if __name__ == "__main__":

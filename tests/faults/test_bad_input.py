@@ -96,6 +96,8 @@ CASES = (
     BadInput("lookup: whitespace in term", {"term": "faults/bad :1.0"}, ("arvados_docker_image lookup: bad term", "whitespace"),
              kind="lookup"),
     BadInput("lookup: malformed image id", {"term": "sha256:xyz"}, ("arvados_docker_image lookup: bad term", "sha256:xyz"), kind="lookup"),
+    BadInput("lookup: misspelt option", {"term": "faults/bad:1.0", "reslt": "uuid"},
+             ("arvados_docker_image lookup: unknown option 'reslt'", "did you mean 'result'"), kind="lookup"),
     BadInput("lookup: expired token", {"term": "faults/bad:1.0"}, ("refused the token", "api_token / ARVADOS_API_TOKEN"),
              token="expired", kind="lookup"),
     BadInput("info: uppercase repository", {"name": "Faults/Bad"}, ("name:", "must be lowercase"), kind="info"),

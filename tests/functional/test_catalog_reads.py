@@ -5,6 +5,7 @@ what it asks for. Images are registered cheaply through the API (helpers.ImageCo
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import os
@@ -39,7 +40,10 @@ BUILT_2025 = "2025-01-01T00:00:00Z"
 class Code:
     """The collection's module utils, imported from a staged copy of this checkout."""
 
-    catalog: types.ModuleType
+    reader: types.ModuleType
+    choice: types.ModuleType
+    view: types.ModuleType
+    records: types.ModuleType
     arvados_client: types.ModuleType
 
 
@@ -61,8 +65,9 @@ class RandomCatalog:
 @pytest.fixture(scope="module")
 def code(tmp_path_factory) -> t.Iterator[Code]:
     with importable_collection(tmp_path_factory.mktemp("staged")):
-        yield Code(importlib.import_module("ansible_collections.arvados.cluster.plugins.module_utils._catalog"),
-                   importlib.import_module("ansible_collections.arvados.cluster.plugins.module_utils._arvados"))
+        module_utils = "ansible_collections.arvados.cluster.plugins.module_utils."
+        yield Code(*(importlib.import_module(module_utils + name)
+                     for name in ("_catalog_reader", "_server_choice", "_cluster_view", "_records", "_arvados")))
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +151,24 @@ def list_all(list_method: t.Callable[..., t.Any], filters: list[t.Any], select: 
     return list(arvados.util.keyset_list_all(list_method, filters=filters, select=select))
 
 
+def with_formats(client: t.Any, formats: t.Sequence[str]) -> t.Any:
+    """The client as though the cluster's discovery document listed `formats` as its dockerImageFormats."""
+    configured = copy.copy(client)
+    configured._discovery = dict(client.discovery, dockerImageFormats=list(formats))  # pylint: disable=protected-access
+    return configured
+
+
+def choices_of(code: Code, client: t.Any, terms: list[t.Any], formats: t.Sequence[str],
+               project_uuid: str | None = None) -> dict[str, t.Any]:
+    """Each term's choice, from one batched read (as the lookup reads) and the one rule."""
+    view = code.reader.CatalogReader(with_formats(client, formats)).read_view(terms, project_uuid)
+    return {term.text: code.choice.server_choice(view, term) for term in terms}
+
+
+def name_choices(code: Code, client: t.Any, names: list[str], formats: t.Sequence[str], project_uuid: str | None = None) -> dict[str, t.Any]:
+    return choices_of(code, client, [code.choice.server_term(name) for name in names], formats, project_uuid)
+
+
 def everything_readable(api: t.Any, catalog: types.ModuleType, project_uuid: str | None) -> tuple[list[t.Any], list[t.Any], list[t.Any]]:
     """Every image link and collection the user reads (those the project owns, when given), and every migration link."""
     owned = [["owner_uuid", "=", project_uuid]] if project_uuid else []
@@ -156,11 +179,10 @@ def everything_readable(api: t.Any, catalog: types.ModuleType, project_uuid: str
             [catalog.MigrationLink.from_api(row) for row in migrations])
 
 
-def one_term_at_a_time(code: Code, client: t.Any, terms: list[t.Any], formats: list[str], system_user_uuid: str,
+def one_term_at_a_time(code: Code, client: t.Any, terms: list[t.Any], formats: list[str],
                        project_uuid: str | None) -> dict[str, t.Any]:
     """Each term's choice read by a reader of its own."""
-    return {term.text: code.catalog.CatalogReader(client).choices([term], formats, system_user_uuid, project_uuid)[term.text]
-            for term in terms}
+    return {term.text: choices_of(code, client, [term], formats, project_uuid)[term.text] for term in terms}
 
 
 def resources_read(emulator: t.Any) -> list[str]:
@@ -182,12 +204,15 @@ def test_batched_reads_give_what_reading_everything_gives(seed, user, formats, i
     catalog = random_catalog(seed)
     project_uuid = catalog.project_uuid if in_project else None
     system_user = emulator.system_user_uuid
-    terms = [code.catalog.lookup_term(text) for text in catalog.terms]
-    batched = code.catalog.CatalogReader(clients[user]).choices(terms, list(formats), system_user, project_uuid)
-    alone = one_term_at_a_time(code, clients[user], terms, list(formats), system_user, project_uuid)
-    links, collections, migrations = everything_readable(emulator.api(user), code.catalog, project_uuid)
+    terms = [code.choice.parse_term(text) for text in catalog.terms]
+    batched = choices_of(code, clients[user], terms, formats, project_uuid)
+    alone = one_term_at_a_time(code, clients[user], terms, list(formats), project_uuid)
+    links, collections, migrations = everything_readable(emulator.api(user), code.records, project_uuid)
+    # Only admins read the system user's migration links, which the server may follow.
+    everything = code.view.ClusterView(tuple(links), tuple(collections), tuple(formats), tuple(migrations), system_user,
+                                       hidden_migrations=user != "admin")
     for term in terms:
-        expected = code.catalog.choice_for_term(term, links, collections, formats, migrations, system_user)
+        expected = code.choice.server_choice(everything, term)
         assert batched[term.text] == expected, term.text
         assert alone[term.text] == expected, term.text
 
@@ -198,10 +223,10 @@ def test_random_catalogs_hold_every_kind_of_choice(random_catalog, code, clients
     seen: dict[str, set[str]] = {user: set() for user in READERS}
     for seed in SEEDS:
         catalog = random_catalog(seed)
-        terms = [code.catalog.lookup_term(text) for text in catalog.terms]
+        terms = [code.choice.parse_term(text) for text in catalog.terms]
         for user in READERS:
-            choices = code.catalog.CatalogReader(clients[user]).choices(terms, ["v2"], emulator.system_user_uuid)
-            seen[user].update(choice_kinds(choices.values(), code.catalog))
+            choices = choices_of(code, clients[user], terms, ["v2"])
+            seen[user].update(choice_kinds(choices.values(), code.choice))
     assert seen["admin"] >= {HASH, REPO_TAG, "portable_data_hash", "migrated", "incompatible", "not found"}
     assert seen["alice"] >= {HASH, REPO_TAG, "portable_data_hash", "incompatible", "not found"}
     assert "migrated" not in seen["alice"]
@@ -228,12 +253,11 @@ def test_many_names_cost_a_bounded_number_of_requests(makers, code, clients, emu
     prefix = unique_prefix("many")
     names = [f"{prefix}/img{n}:1" for n in range(50)]
     made = {name: alice.image(os.urandom(32).hex(), project_uuid, BUILT_2025, [name])["uuid"] for name in names}
-    reader = code.catalog.CatalogReader(clients["alice"])
     emulator.reset_request_log()
-    choices = reader.server_choices(names, ["v2"], emulator.system_user_uuid)
+    choices = name_choices(code, clients["alice"], names, ["v2"])
     assert {name: choice.winner.collection.uuid for name, choice in choices.items()} == made
-    # The links of every name at once; the 50 collections they point at, 40 a request.
-    assert resources_read(emulator) == ["links", "collections", "collections"]
+    # The links of every name at once; the 50 collections they point at, in one page.
+    assert resources_read(emulator) == ["links", "collections"]
 
 
 def test_pdh_terms_full_ids_and_prefixes_add_few_requests(makers, code, clients, emulator):
@@ -243,11 +267,11 @@ def test_pdh_terms_full_ids_and_prefixes_add_few_requests(makers, code, clients,
     hex_digits = os.urandom(32).hex()
     collection = alice.image(hex_digits, project_uuid, repo_tags=[name])
     texts = (name, f"sha256:{hex_digits}", collection["portable_data_hash"], f"sha256:{hex_digits[:8]}")
-    terms = [code.catalog.lookup_term(text) for text in texts]
+    terms = [code.choice.parse_term(text) for text in texts]
     emulator.reset_request_log()
-    choices = code.catalog.CatalogReader(clients["alice"]).choices(terms, ["v2"], emulator.system_user_uuid)
+    choices = choices_of(code, clients["alice"], terms, ["v2"])
     assert {text: choice.winner.collection.uuid for text, choice in choices.items()} == dict.fromkeys(texts, collection["uuid"])
-    assert choices[collection["portable_data_hash"]].matched_by == code.catalog.MATCHED_BY_PORTABLE_DATA_HASH
+    assert choices[collection["portable_data_hash"]].matched_by == code.choice.MATCHED_BY_PORTABLE_DATA_HASH
     # Names and full ids together; their collections; the two forms of the prefix; the portable data hash.
     assert resources_read(emulator) == ["links", "collections", "links", "links", "collections"]
 
@@ -259,13 +283,15 @@ def test_migration_links_are_read_only_for_unsupported_formats(makers, code, cli
     v1 = alice.collection(v1_image_file(os.urandom(32).hex()), owner_uuid=project_uuid)
     alice.link(REPO_TAG, name, v1["uuid"], project_uuid)
     emulator.reset_request_log()
-    assert code.catalog.CatalogReader(clients["alice"]).server_choice(name, ["v1"]).winner.collection.uuid == v1["uuid"]
+    assert name_choices(code, clients["alice"], [name], ["v1"])[name].winner.collection.uuid == v1["uuid"]
     assert resources_read(emulator) == ["links", "collections"]
     emulator.reset_request_log()
-    refused = code.catalog.CatalogReader(clients["alice"]).server_choice(name, ["v2"])
-    assert refused.error == code.catalog.INCOMPATIBLE_ERROR
-    # The same reads, then the migration links away from the image the cluster cannot run.
-    assert resources_read(emulator) == ["links", "collections", "links"]
+    refused = name_choices(code, clients["alice"], [name], ["v2"])[name]
+    assert refused.error == code.choice.INCOMPATIBLE_ERROR
+    # The same reads, then the migration links away from the image the cluster cannot run, and whether the token is
+    # an admin's (no migration link was readable: only admins can read them).
+    assert resources_read(emulator) == ["links", "collections", "links", "users/current"]
+    assert refused.hidden_migration
 
 
 def test_a_better_placed_image_of_an_unsupported_format_is_migrated_not_skipped(makers, code, clients, emulator):
@@ -279,10 +305,11 @@ def test_a_better_placed_image_of_an_unsupported_format_is_migrated_not_skipped(
     alice.link(REPO_TAG, name, v1["uuid"], project_uuid, BUILT_2025)
     alice.link(REPO_TAG, name, v2_older["uuid"], project_uuid, BUILT_2024)
     admin.link(MIGRATION, "migrate", target["portable_data_hash"], emulator.system_user_uuid, tail_uuid=v1["portable_data_hash"])
-    winner = code.catalog.CatalogReader(clients["admin"]).server_choice(name, ["v2"]).winner
+    winner = name_choices(code, clients["admin"], [name], ["v2"])[name].winner
     assert (winner.collection.uuid, winner.migrated_from.uuid) == (target["uuid"], v1["uuid"])
-    # alice cannot read the system user's migration link, so for her token the v1 image is skipped.
-    assert code.catalog.CatalogReader(clients["alice"]).server_choice(name, ["v2"]).winner.collection.uuid == v2_older["uuid"]
+    # alice cannot read the system user's migration link, so for her token the v1 image is skipped, with a warning.
+    for_alice = name_choices(code, clients["alice"], [name], ["v2"])[name]
+    assert (for_alice.winner.collection.uuid, for_alice.hidden_migration) == (v2_older["uuid"], True)
 
 
 def test_project_restricts_links_and_collections(makers, code, clients):
@@ -291,8 +318,7 @@ def test_project_restricts_links_and_collections(makers, code, clients):
     name = f"{unique_prefix('img')}/img:1"
     mine = alice.image(os.urandom(32).hex(), project_uuid, BUILT_2024, [name])
     theirs = alice.image(os.urandom(32).hex(), other_project_uuid, BUILT_2025, [name])
-    reader = code.catalog.CatalogReader(clients["alice"])
-    assert reader.server_choices([name], ["v2"])[name].winner.collection.uuid == theirs["uuid"]
-    in_project = reader.server_choices([name, theirs["portable_data_hash"]], ["v2"], project_uuid=project_uuid)
+    assert name_choices(code, clients["alice"], [name], ["v2"])[name].winner.collection.uuid == theirs["uuid"]
+    in_project = name_choices(code, clients["alice"], [name, theirs["portable_data_hash"]], ["v2"], project_uuid=project_uuid)
     assert in_project[name].winner.collection.uuid == mine["uuid"]
     assert in_project[theirs["portable_data_hash"]].winner is None

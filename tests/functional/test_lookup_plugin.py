@@ -10,7 +10,9 @@ import typing as t
 
 import pytest
 from ansible.errors import AnsibleError
+from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import lookup_loader
+from ansible.template import Templar
 
 from helpers import ImageCollections, importable_collection
 from upstream import create_project
@@ -61,7 +63,9 @@ def images(emulator) -> TinyImages:
 
 @pytest.fixture()
 def lookup(staged) -> t.Any:
-    return lookup_loader.get(LOOKUP)
+    """The lookup as a task gets it: with a loader and a templar (which templates the connection variables)."""
+    loader = DataLoader()
+    return lookup_loader.get(LOOKUP, loader=loader, templar=Templar(loader=loader))
 
 
 @pytest.fixture()

@@ -10,10 +10,10 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import 
     ImageRefError,
     default_collection_name,
     is_portable_data_hash,
-    keep_file_name,
     parse_image_ref,
     split_container_image,
 )
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import keep_file_name
 
 IMAGE_HEX = "be05d7a3c8f2e1b0" * 4
 IMAGE_ID = "sha256:" + IMAGE_HEX

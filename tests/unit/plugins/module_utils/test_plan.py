@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.arvados.cluster.plugins.module_utils._catalog import ImageCollection, ImageLink
+from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection, ImageLink
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     COPY,
     CREATE_LINK,

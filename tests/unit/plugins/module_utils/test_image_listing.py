@@ -7,17 +7,14 @@ import datetime
 
 import pytest
 
-from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
-    Candidate,
-    ImageCollection,
-    ServerChoice,
-)
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRefError
-from ansible_collections.arvados.cluster.plugins.modules.arvados_docker_image_info import (
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError
+from ansible_collections.arvados.cluster.plugins.module_utils._image_listing import (
     ImageFilter,
     listing_entry,
     mark_preferred,
 )
+from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection, ImageLink
+from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import Candidate, ServerChoice
 
 EARLIEST = datetime.datetime(datetime.MINYEAR, 1, 1)
 HEX = "be05d" + "0" * 59
@@ -86,6 +83,12 @@ def _collection(uuid):
     return ImageCollection(uuid, "0" * 32 + "+1", "zzzzz-j7d0g-000000000000001", file_names=(f"sha256:{HEX}.tar",))
 
 
+def _link(name, collection):
+    return ImageLink.from_api({"uuid": "zzzzz-o0j2j-000000000000001", "link_class": "docker_image_repo+tag", "name": name,
+                               "head_uuid": collection.uuid, "owner_uuid": collection.owner_uuid,
+                               "created_at": "2026-01-01T00:00:00Z", "properties": {"image_timestamp": "2025-01-01T00:00:00Z"}})
+
+
 def test_the_server_choice_marks_one_entry_per_name():
     first, second, migrated = (_collection(f"zzzzz-4zz18-00000000000000{n}") for n in (1, 2, 3))
     images = [
@@ -96,7 +99,21 @@ def test_the_server_choice_marks_one_entry_per_name():
     ]
     choices = {
         "tiny:1.0": ServerChoice("tiny:1.0", "docker_image_repo+tag", (Candidate(second, None, f"sha256:{HEX}"),)),
-        "old:1": ServerChoice("old:1", "docker_image_repo+tag", (Candidate(migrated, None, HEX, migrated_from=second),)),
+        "old:1": ServerChoice("old:1", "docker_image_repo+tag", (Candidate(migrated, _link("old:1", second), HEX, migrated_from=second),)),
     }
-    mark_preferred(images, choices)
-    assert [image["preferred"] for image in images] == [False, True, True, False]
+    marked = mark_preferred(images, choices)
+    # The migrated copy is the one the server runs for old:1: it is listed in front of the entry it replaces.
+    assert [(image["collection_uuid"], image["repo"], image["preferred"]) for image in marked] == [
+        (first.uuid, "tiny", False), (second.uuid, "tiny", True), (migrated.uuid, "old", True), (second.uuid, "old", False),
+        (first.uuid, None, False),
+    ]
+    assert marked[2]["migrated_from"] == second.uuid and marked[2]["image_timestamp"] == "2025-01-01T00:00:00.000000Z"
+    assert [image["preferred"] for image in images] == [False, False, False, False]
+
+
+def test_a_migration_target_outside_the_filters_is_not_listed():
+    source, target = (_collection(f"zzzzz-4zz18-00000000000000{n}") for n in (1, 2))
+    images = [{"repo": "old", "tag": "1", "collection_uuid": source.uuid, "preferred": False}]
+    choices = {"old:1": ServerChoice("old:1", "docker_image_repo+tag", (Candidate(target, _link("old:1", source), HEX, migrated_from=source),))}
+    marked = mark_preferred(images, choices, wanted=lambda image: image["collection_uuid"] != target.uuid)
+    assert [(image["collection_uuid"], image["preferred"]) for image in marked] == [(source.uuid, False)]

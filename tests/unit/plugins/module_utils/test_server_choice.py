@@ -7,31 +7,41 @@ import datetime
 
 import pytest
 
-from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
+from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import (
+    ClusterView,
+    image_file_pattern,
+    image_id_of,
+    sql_like_matches,
+)
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import same_image
+from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
     AMBIGUOUS,
-    HASH_LINK_CLASS,
-    MATCHED_BY_PORTABLE_DATA_HASH,
     OTHER_IMAGE,
-    REPO_TAG_LINK_CLASS,
     RESOLVES,
     UNRESOLVABLE,
+    Resolution,
+)
+from ansible_collections.arvados.cluster.plugins.module_utils._records import (
+    HASH_LINK_CLASS,
+    REPO_TAG_LINK_CLASS,
     ImageCollection,
     ImageLink,
     MigrationLink,
-    image_file_pattern,
-    image_id_of,
     keep_locator,
-    keying_links,
     manifest_file_names,
-    order_candidates,
     parse_arvados_time,
     parse_image_timestamp,
-    resolution_for,
-    same_image_id,
+    whole_seconds,
+)
+from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
+    MATCHED_BY_PORTABLE_DATA_HASH,
+    TERM_NAME,
+    LookupTerm,
+    keying_links,
+    order_links,
     server_choice,
     server_preference_key,
-    sql_like_matches,
-    whole_seconds,
+    server_term,
 )
 
 UTC = datetime.timezone.utc
@@ -82,8 +92,21 @@ def migration(tail, head, created_at="2026-01-01T00:00:00Z", owner_uuid=SYSTEM_U
     )
 
 
+def choose(container_image, links, collections, formats, migration_links=(), system_user_uuid=None):
+    """The server's choice for `container_image` over these records, read strictly by the server's rules."""
+    view = ClusterView(tuple(links), tuple(collections), tuple(formats), tuple(migration_links), system_user_uuid)
+    term = server_term(container_image)
+    if term.kind == TERM_NAME:
+        term = LookupTerm(container_image, TERM_NAME)
+    return server_choice(view, term)
+
+
+def resolve(repo_tag, image_id_text, links, collections, formats):
+    return Resolution(repo_tag, image_id_text, choose(repo_tag, links, collections, formats))
+
+
 def winner_uuid(container_image, links, collections, formats=("v2",), **kwargs):
-    choice = server_choice(container_image, links, collections, formats, **kwargs)
+    choice = choose(container_image, links, collections, formats, **kwargs)
     return None if choice.winner is None else choice.winner.collection.uuid
 
 
@@ -253,7 +276,7 @@ def test_full_tie_in_whole_seconds_is_reported():
         link(a, "2026-02-01T00:00:00.900Z", image_timestamp="2026-01-20T00:00:00.100Z"),
         link(b, "2026-02-01T00:00:00.100Z", image_timestamp="2026-01-20T00:00:00.900Z"),
     ]
-    choice = server_choice("tiny:1.0", links, [b, a], ["v2"])
+    choice = choose("tiny:1.0", links, [b, a], ["v2"])
     assert choice.winner.collection.uuid == a.uuid  # ties broken by uuid, for repeatable answers
     assert [candidate.collection.uuid for candidate in choice.tied_with_winner] == [b.uuid]
 
@@ -265,7 +288,7 @@ def test_same_content_tie_is_not_ambiguous():
         link(a, "2026-02-01T00:00:00Z", "2026-01-20T00:00:00Z"),
         link(a_copy, "2026-02-01T00:00:00Z", "2026-01-20T00:00:00Z"),
     ]
-    assert server_choice("tiny:1.0", links, [a, a_copy], ["v2"]).tied_with_winner == ()
+    assert choose("tiny:1.0", links, [a, a_copy], ["v2"]).tied_with_winner == ()
 
 
 def test_collection_is_keyed_by_its_oldest_matching_link():
@@ -322,8 +345,8 @@ def test_epoch_timestamp_counts_as_none_and_year_one_sorts_last():
         link(missing, "2026-01-02T00:00:00Z"),
         link(zero_time, "2026-01-03T00:00:00Z", image_timestamp="0001-01-01T00:00:00Z"),
     ]
-    ordered = order_candidates(links, [epoch, missing, zero_time])
-    assert [keyed.collection.uuid for keyed in ordered] == [missing.uuid, epoch.uuid, zero_time.uuid]
+    ordered = order_links(ClusterView(tuple(links), (epoch, missing, zero_time)), links)
+    assert [collection.uuid for collection, _link in ordered] == [missing.uuid, epoch.uuid, zero_time.uuid]
 
 
 def test_unreadable_image_timestamp_counts_as_none():
@@ -364,7 +387,7 @@ def test_collection_with_more_files_is_not_an_image():
 
 def test_only_incompatible_matches_is_the_servers_error():
     v1 = collection("b", file_names=[V1_NAME])
-    choice = server_choice("tiny:1.0", [link(v1, "2026-01-01T00:00:00Z")], [v1], ["v2"])
+    choice = choose("tiny:1.0", [link(v1, "2026-01-01T00:00:00Z")], [v1], ["v2"])
     assert choice.winner is None
     assert choice.matched_by == REPO_TAG_LINK_CLASS
     assert choice.error == "Matching Docker image is incompatible with 'docker_image_formats' configuration."
@@ -372,7 +395,7 @@ def test_only_incompatible_matches_is_the_servers_error():
 
 def test_unrecognised_formats_refuse_everything():
     a = collection("a")
-    choice = server_choice(a.portable_data_hash, [], [a], [])
+    choice = choose(a.portable_data_hash, [], [a], [])
     assert choice.winner is None
     assert "Unrecognized configuration" in choice.error
 
@@ -381,7 +404,7 @@ def test_migration_link_redirects_incompatible_image():
     v1 = collection("b", file_names=[V1_NAME])
     v2 = collection("a")
     links = [link(v1, "2026-01-01T00:00:00Z")]
-    choice = server_choice("tiny:1.0", links, [v1, v2], ["v2"], migration_links=[migration(v1, v2)])
+    choice = choose("tiny:1.0", links, [v1, v2], ["v2"], migration_links=[migration(v1, v2)])
     winner = choice.winner
     assert (winner.collection.uuid, winner.migrated_from.uuid, winner.image_id) == (v2.uuid, v1.uuid, image_id("a"))
     assert winner.link.head_uuid == v1.uuid
@@ -438,7 +461,7 @@ def test_image_id_term_falls_back_to_newest_hash_link_of_any_id():
         hash_link(newer_other, "2026-01-01T00:00:00Z", image_timestamp="2026-02-01T00:00:00Z"),
         link(asked_for, "2026-01-01T00:00:00Z", image_timestamp="2026-01-01T00:00:00Z"),
     ]
-    choice = server_choice(image_id("a"), links, [asked_for, newer_other], ["v2"])
+    choice = choose(image_id("a"), links, [asked_for, newer_other], ["v2"])
     assert choice.matched_by == HASH_LINK_CLASS
     assert choice.winner.collection.uuid == newer_other.uuid
     assert choice.winner.image_id == image_id("b")
@@ -449,7 +472,7 @@ def test_image_id_term_falls_back_to_newest_hash_link_of_any_id():
 def test_bare_hex_finds_nothing(container_image):
     a = collection("a")
     links = [hash_link(a, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")]
-    choice = server_choice(container_image, links, [a], ["v2"])
+    choice = choose(container_image, links, [a], ["v2"])
     assert choice.winner is None
     assert choice.error == f'docker image "{container_image}" not found'
 
@@ -468,7 +491,7 @@ def test_repo_tag_links_take_precedence_over_hash_links():
         link(tagged, "2026-01-01T00:00:00Z", "2025-01-01T00:00:00Z", name="sha256:latest"),
         hash_link(newer_hash_only, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
     ]
-    choice = server_choice("sha256", links, [tagged, newer_hash_only], ["v2"])
+    choice = choose("sha256", links, [tagged, newer_hash_only], ["v2"])
     assert (choice.matched_by, choice.winner.collection.uuid) == (REPO_TAG_LINK_CLASS, tagged.uuid)
 
 
@@ -482,7 +505,7 @@ def test_links_on_unreadable_or_trashed_collections_do_not_count():
         hash_link(readable_hash, "2026-01-01T00:00:00Z"),
     ]
     # No usable repo+tag link: the server falls back to hash links LIKE 'tiny%', which finds none.
-    choice = server_choice("tiny:1.0", links, [trashed, readable_hash], ["v2"])
+    choice = choose("tiny:1.0", links, [trashed, readable_hash], ["v2"])
     assert (choice.matched_by, choice.winner) == (None, None)
 
 
@@ -532,7 +555,7 @@ def test_portable_data_hash_names_its_collection():
         link(older, "2026-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
         link(newer, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
     ]
-    choice = server_choice(older.portable_data_hash + "+Asignature@12345678", links, [older, newer], ["v2"])
+    choice = choose(older.portable_data_hash + "+Asignature@12345678", links, [older, newer], ["v2"])
     assert choice.matched_by == MATCHED_BY_PORTABLE_DATA_HASH
     assert (choice.winner.collection.uuid, choice.winner.link) == (older.uuid, None)
     assert choice.portable_data_hash == older.portable_data_hash
@@ -547,7 +570,7 @@ def test_portable_data_hash_is_compared_as_written(container_image):
 def test_incompatible_portable_data_hash_is_not_found_unless_migrated():
     v1 = collection("b", file_names=[V1_NAME])
     v2 = collection("a")
-    choice = server_choice(v1.portable_data_hash, [], [v1, v2], ["v2"])
+    choice = choose(v1.portable_data_hash, [], [v1, v2], ["v2"])
     assert choice.error == f'docker image "{v1.portable_data_hash}" not found'
     assert winner_uuid(v1.portable_data_hash, [], [v1, v2], migration_links=[migration(v1, v2)]) == v2.uuid
 
@@ -557,7 +580,7 @@ def test_incompatible_portable_data_hash_is_not_found_unless_migrated():
 def test_resolution_resolves():
     mine = collection("a")
     links = [link(mine, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")]
-    resolution = resolution_for("tiny:1.0", "sha256:" + "A" * 64, links, [mine], ["v2"])
+    resolution = resolve("tiny:1.0", "sha256:" + "A" * 64, links, [mine], ["v2"])
     assert (resolution.status, resolution.resolves_to_image) == (RESOLVES, True)
     assert mine.uuid in resolution.message
 
@@ -569,7 +592,7 @@ def test_resolution_names_the_newer_build_that_wins():
         link(mine, "2026-06-01T00:00:00Z", "2025-01-01T00:00:00Z"),
         link(newer_build, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
     ]
-    resolution = resolution_for("tiny:1.0", image_id("a"), links, [mine, newer_build], ["v2"])
+    resolution = resolve("tiny:1.0", image_id("a"), links, [mine, newer_build], ["v2"])
     assert (resolution.status, resolution.resolves_to_image) == (OTHER_IMAGE, False)
     assert resolution.winner.image_id == image_id("b")
     assert resolution.own_candidate.collection.uuid == mine.uuid
@@ -584,7 +607,7 @@ def test_resolution_explains_link_time_tiebreak():
         link(mine, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
         link(later_link, "2026-02-01T00:00:00Z", "2026-01-01T00:00:00.5Z"),
     ]
-    resolution = resolution_for("tiny:1.0", image_id("a"), links, [mine, later_link], ["v2"])
+    resolution = resolve("tiny:1.0", image_id("a"), links, [mine, later_link], ["v2"])
     assert resolution.status == OTHER_IMAGE
     assert "same image timestamp to the second" in resolution.message
 
@@ -593,7 +616,7 @@ def test_resolution_when_image_is_not_considered():
     other = collection("b")
     mine_v1 = collection("a", file_names=[hex_id("a") + ".tar"])
     links = [link(other, "2026-01-01T00:00:00Z"), link(mine_v1, "2026-02-01T00:00:00Z")]
-    resolution = resolution_for("tiny:1.0", image_id("a"), links, [other, mine_v1], ["v2"])
+    resolution = resolve("tiny:1.0", image_id("a"), links, [other, mine_v1], ["v2"])
     assert (resolution.status, resolution.own_candidate) == (OTHER_IMAGE, None)
     assert "no readable collection of a supported format" in resolution.message
 
@@ -605,18 +628,18 @@ def test_resolution_reports_a_tie():
         link(mine, "2026-01-01T00:00:00.1Z", "2026-01-01T00:00:00Z"),
         link(other, "2026-01-01T00:00:00.7Z", "2026-01-01T00:00:00Z"),
     ]
-    resolution = resolution_for("tiny:1.0", image_id("b"), links, [mine, other], ["v2"])
+    resolution = resolve("tiny:1.0", image_id("b"), links, [mine, other], ["v2"])
     assert (resolution.status, resolution.resolves_to_image) == (AMBIGUOUS, False)
     assert "ambiguous" in resolution.message
 
 
 def test_resolution_when_nothing_resolves():
-    resolution = resolution_for("registry.example:5000/team/bwa", image_id("a"), [], [], ["v2"])
+    resolution = resolve("registry.example:5000/team/bwa", image_id("a"), [], [], ["v2"])
     assert (resolution.status, resolution.winner) == (UNRESOLVABLE, None)
     assert "not found" in resolution.message
 
 
 def test_same_image_id():
-    assert same_image_id(image_id("a"), hex_id("a"))
-    assert same_image_id(image_id("a"), "sha256:" + "A" * 64)
-    assert not same_image_id(image_id("a"), image_id("b"))
+    assert same_image(image_id("a"), hex_id("a"))
+    assert same_image(image_id("a"), "sha256:" + "A" * 64)
+    assert not same_image(image_id("a"), image_id("b"))

@@ -1,33 +1,36 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) 2026, arvados.cluster contributors
-"""Lookup terms, the reads they need, and image-id choices (the batched reads run against the emulator in
+"""Lookup terms, the reads they need, bare hex and image-id choices (the batched reads run against the emulator in
 tests/functional/test_catalog_reads.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.arvados.cluster.plugins.module_utils._catalog import (
+from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId
+from ansible_collections.arvados.cluster.plugins.module_utils._records import (
     HASH_LINK_CLASS,
-    INCOMPATIBLE_ERROR,
     REPO_TAG_LINK_CLASS,
-    TERM_IMAGE_ID,
-    TERM_NAME,
-    TERM_PORTABLE_DATA_HASH,
     ImageCollection,
     ImageLink,
     MigrationLink,
-    choice_for_term,
-    hash_patterns_to_read,
-    image_id_choice,
     iso_time,
-    link_names_to_read,
-    lookup_term,
-    names_image_id,
     parse_arvados_time,
+    system_user_uuid_of,
+)
+from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
+    INCOMPATIBLE_ERROR,
+    TERM_IMAGE_ID,
+    TERM_NAME,
+    TERM_PORTABLE_DATA_HASH,
+    LookupTerm,
+    hash_patterns_to_read,
+    link_names_to_read,
+    parse_term,
     server_choice,
     server_term,
-    system_user_uuid_of,
 )
 
 SYSTEM_USER = "zzzzz-tpzed-000000000000000"
@@ -56,14 +59,17 @@ def second(n):
     ("0123456789ab:1.0", TERM_NAME, None, None),
     ("sha256:abcd", TERM_IMAGE_ID, "sha256:abcd", None),
     (f"sha256:{HEX_A}", TERM_IMAGE_ID, f"sha256:{HEX_A}", None),
-    ("0123456789ab", TERM_IMAGE_ID, "sha256:0123456789ab", None),
-    ("0123456789abcdef0123456789abcdef", TERM_IMAGE_ID, "sha256:0123456789abcdef0123456789abcdef", None),
+    # Bare hex is a name to the server; it is read as an image id only where the server finds nothing.
+    ("0123456789ab", TERM_NAME, "sha256:0123456789ab", None),
+    # 32 hex digits are a portable data hash without size to the server, so that is read first.
+    ("0123456789abcdef0123456789abcdef", TERM_PORTABLE_DATA_HASH, "sha256:0123456789abcdef0123456789abcdef",
+     "0123456789abcdef0123456789abcdef"),
     ("0123456789abcdef0123456789abcdef+45", TERM_PORTABLE_DATA_HASH, None, "0123456789abcdef0123456789abcdef+45"),
     ("0123456789abcdef0123456789abcdef+45+Asig@12345678", TERM_PORTABLE_DATA_HASH, None, "0123456789abcdef0123456789abcdef+45"),
 ])
 def test_lookup_terms_are_classified(text, kind, prefix, pdh):
-    term = lookup_term(text)
-    assert (term.kind, term.image_id_prefix, term.portable_data_hash) == (kind, prefix, pdh)
+    term = parse_term(text)
+    assert (term.kind, str(term.image_id) if term.image_id else None, term.portable_data_hash) == (kind, prefix, pdh)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -78,24 +84,25 @@ def test_lookup_terms_are_classified(text, kind, prefix, pdh):
     (f"sha256:{HEX_A}0", "not an image id"),
 ])
 def test_bad_terms_say_why(text, message):
-    with pytest.raises(ValueError, match=message):
-        lookup_term(text)
+    with pytest.raises(ImageRefError, match=message):
+        parse_term(text)
 
 
 def test_server_terms_never_set_image_ids_apart():
     assert server_term(f"sha256:{HEX_A}").kind == TERM_NAME
+    assert server_term(f"sha256:{HEX_A}").image_id is None
     assert server_term("0123456789ab").kind == TERM_NAME
 
 
 def test_names_split_at_the_first_colon_as_the_server_does():
-    term = lookup_term("registry.example:5000/team/bwa")
+    term = parse_term("registry.example:5000/team/bwa")
     assert term.repo_tag_name == "registry.example:5000/team/bwa"
     assert term.hash_name_pattern == "registry.example%"
-    assert lookup_term("tiny").repo_tag_name == "tiny:latest"
+    assert parse_term("tiny").repo_tag_name == "tiny:latest"
 
 
 def test_links_to_read_name_both_forms_of_full_ids():
-    terms = [lookup_term("tiny:1.0"), lookup_term(f"sha256:{HEX_A}"), lookup_term("sha256:abcd"), lookup_term("x")]
+    terms = [parse_term("tiny:1.0"), parse_term(f"sha256:{HEX_A}"), parse_term("sha256:abcd"), parse_term("x")]
     assert link_names_to_read(terms) == sorted(["tiny:1.0", "x:latest", f"sha256:{HEX_A}", HEX_A])
 
 
@@ -106,8 +113,9 @@ def test_hash_patterns_only_for_names_without_a_readable_tag_and_for_id_prefixes
         _link(REPO_TAG_LINK_CLASS, "tiny:1.0", tagged, second(1)),
         _link(REPO_TAG_LINK_CLASS, "gone:1.0", trashed, second(2)),
     ]
-    terms = [lookup_term(text) for text in ("tiny:1.0", "gone:1.0", "sha256:abcd", f"sha256:{HEX_A}")]
-    assert hash_patterns_to_read(terms, links, [tagged, trashed]) == ["abcd%", "gone%", "sha256:abcd%"]
+    terms = [parse_term(text) for text in ("tiny:1.0", "gone:1.0", "sha256:abcd", f"sha256:{HEX_A}", "0123456789ab")]
+    view = ClusterView(tuple(links), (tagged, trashed), ("v2",))
+    assert hash_patterns_to_read(terms, view) == ["0123456789ab%", "abcd%", "gone%", "sha256:0123456789ab%", "sha256:abcd%"]
 
 
 def test_system_user_and_times():
@@ -125,10 +133,22 @@ def test_system_user_and_times():
     ("aaaa-not-an-id", "sha256:aaaa", False),
 ])
 def test_hash_link_names_match_ids_in_both_forms(name, prefix, expected):
-    assert names_image_id(name, prefix) is expected
+    holder = ImageCollection("zzzzz-4zz18-000000000000001", "p+1", PROJECT, file_names=(v2(HEX_A),))
+    view = ClusterView((_link(HASH_LINK_CLASS, name, holder, second(1)),), (holder,), ("v2",))
+    assert bool(view.hash_links_for_id(ImageId.from_stored(prefix))) is expected
 
 
 # Image id choices
+
+
+def image_id_choice(text, prefix, links, collections, formats, migration_links=()):
+    view = ClusterView(tuple(links), tuple(collections), tuple(formats), tuple(migration_links))
+    return server_choice(view, LookupTerm(text, TERM_IMAGE_ID, image_id=ImageId.from_stored(prefix)))
+
+
+def choice_for_term(term, links, collections, formats):
+    return server_choice(ClusterView(tuple(links), tuple(collections), tuple(formats)), term)
+
 
 _LINK_SERIALS = iter(range(1, 10 ** 6))
 
@@ -179,6 +199,26 @@ def test_choice_for_term_keeps_the_server_rule_for_names():
     coll = ImageCollection("zzzzz-4zz18-000000000000031", "6" * 32 + "+1", PROJECT, file_names=(v2(HEX_A),))
     links = [_link(HASH_LINK_CLASS, f"sha256:{HEX_A}", coll, second(1), "2025-01-01T00:00:00Z")]
     # `sha256` alone falls back to every hash link; as an image id term, `sha256:<hex>` names one image.
-    assert choice_for_term(lookup_term("sha256"), links, [coll], ["v2"]).winner.collection == coll
-    assert choice_for_term(lookup_term(f"sha256:{HEX_B}"), links, [coll], ["v2"]).winner is None
-    assert server_choice(f"sha256:{HEX_B}", links, [coll], ["v2"]).winner.collection == coll
+    assert choice_for_term(parse_term("sha256"), links, [coll], ["v2"]).winner.collection == coll
+    assert choice_for_term(parse_term(f"sha256:{HEX_B}"), links, [coll], ["v2"]).winner is None
+    assert choice_for_term(server_term(f"sha256:{HEX_B}"), links, [coll], ["v2"]).winner.collection == coll
+
+
+def test_bare_hex_takes_the_servers_answer_first():
+    # A repository named like hex resolves through its repo+tag link; a v1 image's bare hex hash link by prefix.
+    named = ImageCollection("zzzzz-4zz18-000000000000041", "7" * 32 + "+1", PROJECT, file_names=(v2(HEX_B),))
+    v1 = ImageCollection("zzzzz-4zz18-000000000000042", "8" * 32 + "+1", PROJECT, file_names=(f"{HEX_A}.tar",))
+    links = [_link(REPO_TAG_LINK_CLASS, f"{HEX_A}:latest", named, second(1)), _link(HASH_LINK_CLASS, HEX_A, v1, second(2))]
+    by_tag = choice_for_term(parse_term(HEX_A), links, [named, v1], ["v1", "v2"])
+    assert (by_tag.winner.collection, by_tag.matched_by, by_tag.read_as_image_id) == (named, REPO_TAG_LINK_CLASS, False)
+    by_v1_link = choice_for_term(parse_term(HEX_A[:12]), links, [named, v1], ["v1", "v2"])
+    assert (by_v1_link.winner.collection, by_v1_link.matched_by, by_v1_link.read_as_image_id) == (v1, HASH_LINK_CLASS, False)
+
+
+def test_bare_hex_is_read_as_an_image_id_only_where_the_server_finds_nothing():
+    v2_image = ImageCollection("zzzzz-4zz18-000000000000051", "9" * 32 + "+1", PROJECT, file_names=(v2(HEX_B),))
+    links = [_link(HASH_LINK_CLASS, f"sha256:{HEX_B}", v2_image, second(1))]
+    by_id = choice_for_term(parse_term(HEX_B[:12]), links, [v2_image], ["v2"])
+    assert (by_id.winner.collection, by_id.read_as_image_id) == (v2_image, True)
+    nothing = choice_for_term(parse_term("ffffffffffff"), links, [v2_image], ["v2"])
+    assert nothing.winner is None and "not found" in nothing.error

@@ -1,0 +1,84 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2026, arvados.cluster contributors
+"""Where a task reads its image from (an archive, the local daemon, a pull), and the image's identity.
+
+When the daemon cannot say (it is down, or lacks the image), a named image falls back to the one the cluster runs
+for that name, as arv-keepdocker does.
+
+Private to the collection: its interface may change without notice.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
+from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
+from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable, ImageNotFound, ImageRefError
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
+from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
+
+ClusterIdentity = t.Callable[[], t.Optional[ImageIdentity]]
+
+
+def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdentity) -> tuple[t.Any, ImageIdentity | None]:
+    """The image's source and its id and creation time; the source is None when the identity came from the cluster.
+
+    The identity is None only in check mode, for an image that would be pulled and that neither the daemon nor the
+    cluster has.
+    """
+    source = image_source(context, ref)
+    try:
+        return source, source.identify()
+    except (DaemonUnavailable, ImageNotFound) as exc:
+        if not ref.repo_tag or context.params["source"] == "archive":
+            raise
+        identity = cluster_identity()
+        if identity is None and isinstance(source, CheckModePull):
+            return source, None
+        if identity is None:
+            field = "" if isinstance(exc, DaemonUnavailable) else "name: "
+            raise type(exc)(f"{field}{exc}; the cluster does not hold {ref.repo_tag} either") from None
+        if not isinstance(source, CheckModePull):
+            context.warn(f"{exc}. Using the image the cluster already holds for {ref.repo_tag}: {identity.image_id}.")
+        return None, identity
+
+
+def image_source(context: t.Any, ref: ImageRef) -> t.Any:
+    """The source the task's options name: an archive, a pull (none in check mode), or the local daemon."""
+    params = context.params
+    if params["source"] == "archive":
+        return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"])
+    reference = ref.repo_tag or ref.image_id_prefix
+    if params["source"] == "pull":
+        if not ref.repo_tag:
+            raise ImageRefError(f"name: source: pull needs a repository name, not the image id {reference}")
+        if context.check_mode:
+            return CheckModePull(params, reference)
+        return PullSource(docker_client(params), reference, policy=params["pull"], platform=params["platform"])
+    return LazyDaemonSource(params, reference)
+
+
+class LazyDaemonSource:
+    """The local daemon source, connected only when asked, so an unreachable daemon can fall back to the cluster."""
+
+    def __init__(self, params: t.Mapping[str, t.Any], reference: str) -> None:
+        self.params = params
+        self.reference = reference
+        self._source: LocalDaemonSource | None = None
+
+    def _daemon_source(self) -> LocalDaemonSource:
+        if self._source is None:
+            self._source = LocalDaemonSource(docker_client(self.params), self.reference, platform=self.params.get("platform"))
+        return self._source
+
+    def identify(self) -> ImageIdentity:
+        return self._daemon_source().identify()
+
+    def open_stream(self) -> t.Any:
+        return self._daemon_source().open_stream()
+
+
+class CheckModePull(LazyDaemonSource):
+    """In check mode nothing is pulled: the image the daemon already has stands in for the registry's."""

@@ -1,0 +1,47 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2026, arvados.cluster contributors
+"""What a module's run needs from whoever runs it, and the one way its outcome becomes a result.
+
+A module's code runs either shipped (AnsiballZ, `run_module`) or in the controller's worker (the action plugin,
+`run_task`); both go through `run_task`, so both report the same result and the same failures.
+
+Private to the collection: its interface may change without notice.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import failure_of
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Validated options, the task's modes, and where warnings go."""
+
+    params: t.Mapping[str, t.Any]
+    check_mode: bool
+    diff: bool
+    warn: t.Callable[[str], None]
+
+
+Task = t.Callable[[TaskContext], t.Dict[str, t.Any]]
+
+
+def run_task(task: Task, context: TaskContext) -> dict[str, t.Any]:
+    """The task's result, or its failure as a result (`failed`, `msg`, and `exception` for a bug)."""
+    try:
+        return task(context)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        return failure_of(exc).as_result()
+
+
+def run_module(module: t.Any, task: Task) -> None:
+    """Run `task` for an AnsibleModule and exit with its result."""
+    context = TaskContext(params=module.params, check_mode=module.check_mode,
+                          diff=module._diff, warn=module.warn)  # pylint: disable=protected-access
+    result = run_task(task, context)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
