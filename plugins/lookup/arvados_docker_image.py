@@ -202,7 +202,7 @@ from ansible.utils.display import Display
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ArvadosClient
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import CollectionError, ImageRefError
-from ansible_collections.arvados.cluster.plugins.module_utils._image_id import full_image_id
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import SHA256, full_image_id
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import split_repo_tag
 from ansible_collections.arvados.cluster.plugins.module_utils._records import iso_time
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
@@ -277,7 +277,7 @@ def _warn_about(term: LookupTerm, choice: ServerChoice) -> None:
 
 
 def _image_id_warning(term: LookupTerm, choice: ServerChoice) -> str:
-    if term.text.startswith("sha256:"):
+    if term.text.startswith(SHA256):
         server = "splits it at the first ':' and runs the newest image of any id"
     else:
         server = "finds no image for this bare hex id"

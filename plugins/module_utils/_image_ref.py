@@ -15,7 +15,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError
-from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, parse_image_id
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import SHA256, ImageId, parse_image_id
 
 DEFAULT_TAG = "latest"
 
@@ -31,7 +31,6 @@ _DOMAIN = re.compile(
     r"(?:" + _DOMAIN_COMPONENT + r"(?:\." + _DOMAIN_COMPONENT + r")*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 )
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_PORTABLE_DATA_HASH = re.compile(r"[0-9a-f]{32}\+[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ def _check_not_digest(name: str) -> None:
 
 def _is_hex_repo_with_tag(name: str, tag: str | None) -> bool:
     # With a tag, bare hex is a repository name, so `name: x, tag: y` means the same as `name: x:y`.
-    return tag is not None and not name.startswith("sha256:")
+    return tag is not None and not name.startswith(SHA256)
 
 
 def _check_no_tag_for_image_id(name: str, tag: str | None) -> None:
@@ -224,11 +223,6 @@ def default_collection_name(repo_tag: str | None, image_id: str) -> str:
     if repo_tag:
         return f"Docker image {repo_tag.replace('/', ' ')} {image_id[:12]}"
     return f"Docker image {image_id[:12]}"
-
-
-def is_portable_data_hash(text: str) -> bool:
-    """Whether `text` is a portable data hash such as `d41d8cd98f00b204e9800998ecf8427e+0`."""
-    return isinstance(text, str) and _PORTABLE_DATA_HASH.fullmatch(text) is not None
 
 
 def split_container_image(container_image: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError
-from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, parse_image_id
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import SHA256, ImageId, parse_image_id
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import split_container_image
 from ansible_collections.arvados.cluster.plugins.module_utils._records import (
     HASH_LINK_CLASS,
@@ -68,7 +68,7 @@ class LookupTerm:
 
 def server_term(container_image: str) -> LookupTerm:
     """A container_image string as the server reads it: a portable data hash, or else a name."""
-    bare_id = parse_image_id(container_image) if not container_image.startswith("sha256:") else None
+    bare_id = parse_image_id(container_image) if not container_image.startswith(SHA256) else None
     portable_data_hash = keep_locator(container_image)
     if portable_data_hash is not None:
         return LookupTerm(container_image, TERM_PORTABLE_DATA_HASH, image_id=bare_id, portable_data_hash=portable_data_hash)
@@ -84,7 +84,7 @@ def parse_term(text: t.Any) -> LookupTerm:
         raise ImageRefError(f"{text!r} is a {type(text).__name__}, not a string naming an image")
     if not text or any(char.isspace() for char in text):
         raise ImageRefError(f"{text!r} is empty or holds whitespace; give repo:tag, an image id or a portable data hash")
-    if text.startswith("sha256:"):
+    if text.startswith(SHA256):
         try:
             return LookupTerm(text, TERM_IMAGE_ID, image_id=parse_image_id(text))
         except ImageRefError:

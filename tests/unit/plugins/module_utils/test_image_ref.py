@@ -9,7 +9,6 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import 
     ImageRef,
     ImageRefError,
     default_collection_name,
-    is_portable_data_hash,
     parse_image_ref,
     split_container_image,
 )
@@ -145,19 +144,6 @@ def test_keep_file_name():
 ])
 def test_default_collection_name(repo_tag, expected):
     assert default_collection_name(repo_tag, IMAGE_ID) == expected
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("d41d8cd98f00b204e9800998ecf8427e+0", True),
-    ("0123456789abcdef0123456789abcdef+123456", True),
-    ("d41d8cd98f00b204e9800998ecf8427e", False),
-    ("D41D8CD98F00B204E9800998ECF8427E+0", False),
-    ("d41d8cd98f00b204e9800998ecf8427e+0+Afoo@1234", False),
-    ("zzzzz-4zz18-0123456789abcde", False),
-    ("tiny:1.0", False),
-])
-def test_is_portable_data_hash(text, expected):
-    assert is_portable_data_hash(text) is expected
 
 
 @pytest.mark.parametrize("container_image, term, tag", [
