@@ -2,8 +2,11 @@
 # Copyright (c) 2026, arvados.cluster contributors
 """An image archive file as an image source: `docker save` output or an OCI archive, no Docker daemon needed.
 
-The archive is indexed by reading its tar headers only. A single-image docker-archive streams unchanged; anything
-else streams as a docker-archive generated from the archive's own members (see _tar_stream).
+The archive is indexed by reading its tar headers only; a member whose name leaves the archive fails it then. A
+single-image docker-archive holding only what its layout names streams unchanged; anything else streams as a
+docker-archive generated from the members its manifest names (see _tar_stream). Either way the stream is checked as
+`docker load` would check it while it passes (see _archive_check), so a failed check stops the upload before any
+collection is saved.
 
 Private to the collection: its interface may change without notice.
 """
@@ -12,11 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import collections
 import os
 import posixpath
+import stat
 import tarfile
 import typing as t
 
+from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck, check_member_name, checked_stream, is_layout_member
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArchiveError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import normalise_repo_tag
@@ -86,7 +92,9 @@ class _ArchiveFile:
         _reject_unreadable(path)
         members, end_offset = _read_tar_headers(path)
         _check_complete(path, end_offset)
-        self.members = {member_name(member.name): member for member in members}
+        names = [check_member_name(member.name, member, path) for member in members]
+        self.members = dict(zip(names, members))
+        self.repeated = {name for name, count in collections.Counter(names).items() if count > 1}
 
     def has_file(self, name: str) -> bool:
         member = self.members.get(member_name(name))
@@ -96,6 +104,9 @@ class _ArchiveFile:
         """The regular file `name` is, following links: `docker save` stores a repeated layer as a symlink."""
         wanted = member_name(name)
         for _hop in range(16):
+            if wanted in self.repeated:
+                raise ArchiveError(f"{self.path}: {wanted}, which its {listed_in} lists, appears more than once; which one `docker load` "
+                                   "reads is ambiguous, the archive is damaged or hostile")
             member = self.members.get(wanted)
             if member is None:
                 raise ArchiveError(f"{self.path} lacks {name}, which its {listed_in} lists; the archive is incomplete, save it again")
@@ -117,9 +128,27 @@ class _ArchiveFile:
             return b"".join(file_range_chunks(source, member.offset_data, member.size, self.path))
 
 
+# What a path is when it is not a regular file; an archive is read twice (its index, then its bytes), so it must be one.
+_NOT_FILES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def _reject_unreadable(path: str) -> None:
-    if not os.path.isfile(path):
-        raise ArchiveError(f"{path}: no such file; give the path of a `docker save` or OCI image archive on the managed node")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ArchiveError(f"{path}: no such file; give the path of a `docker save` or OCI image archive on the managed node") from None
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path}: {exc}") from exc
+    for is_kind, kind in _NOT_FILES:
+        if is_kind(mode):
+            raise ArchiveError(f"{path} is {kind}, not a regular file (an archive is read twice, its index then its bytes); "
+                               "give the path of a `docker save` or OCI image archive file on the managed node")
     try:
         with open(path, "rb") as source:
             head = source.read(8)
@@ -195,10 +224,11 @@ def _plan_docker_archive(archive: _ArchiveFile, ref: str | None, platform: Platf
     entry = select_by_ref(entries, entry_repo_tags, ref, archive.path, "manifest.json")
     config = archive.read_small(entry["Config"], "manifest.json")
     layers = [(member_name(name), archive.member(name, "manifest.json")) for name in entry["Layers"]]
-    if len(entries) == 1:
+    named = {member_name(entry["Config"])} | {name for name, _member in layers}
+    if len(entries) == 1 and all(member.isdir() or is_layout_member(name, named) for name, member in archive.members.items()):
         size = os.path.getsize(archive.path)
         return _ArchivePlan(_identity(config, entry_repo_tags(entry), size, archive.path), "docker-archive")
-    # Several images in one archive: keep only the chosen one, so the Keep file holds exactly the image it names.
+    # Several images, or members the manifest does not name: keep only the image, so the Keep file holds exactly it.
     config_name = member_name(entry["Config"])
     pieces = _docker_archive_pieces_for((config_name, archive.member(config_name, "manifest.json")), entry_repo_tags(entry), layers)
     return _ArchivePlan(_identity(config, entry_repo_tags(entry), tar_size(pieces), archive.path), "docker-archive", pieces)
@@ -307,7 +337,11 @@ class ArchiveSource:
         return self._archive_plan().identity
 
     def open_stream(self) -> t.BinaryIO:
+        """The stored tarball, checked as it is read (see _archive_check): its last read raises if `docker load` would refuse it."""
         plan = self._archive_plan()
+        return checked_stream(self._open_plain(plan), ArchiveCheck(plan.identity.image_id, self.path))
+
+    def _open_plain(self, plan: _ArchivePlan) -> t.BinaryIO:
         if plan.pieces is not None:
             return open_chunk_stream(tar_chunks(self.path, plan.pieces))
         try:

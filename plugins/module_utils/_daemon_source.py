@@ -18,12 +18,14 @@ import traceback
 import typing as t
 from urllib.parse import quote
 
+from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck, checked_stream
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
     DaemonUnavailable,
     ImageNotFound,
     ImageRefError,
     ImageSourceError,
     PullError,
+    SavedImageError,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, parse_image_id
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import (
@@ -242,7 +244,8 @@ class LocalDaemonSource:
     `.api`; `platform` (os/arch[/variant]) picks one image of a multi-platform one on the containerd store.
 
     The stream is `docker save` of the image id as the daemon sends it, read chunk by chunk: saving by id, as
-    arv-keepdocker does, gives the same bytes and so the same portable data hash as its uploads.
+    arv-keepdocker does, gives the same bytes and so the same portable data hash as its uploads. It is checked as it
+    passes, as `docker load` would check it (_archive_check), so a daemon's bug cannot store another image.
     """
 
     def __init__(self, client: t.Any, ref: str, platform: str | None = None) -> None:
@@ -260,6 +263,11 @@ class LocalDaemonSource:
         return self._identity
 
     def open_stream(self) -> t.BinaryIO:
+        image_id = self.identify().image_id
+        check = ArchiveCheck(image_id, f"the `docker save` stream of {self.ref} ({image_id})", error=SavedImageError)
+        return checked_stream(self._open_saved(), check)
+
+    def _open_saved(self) -> t.BinaryIO:
         response = _open_saved_image(self._api, self._inspect()["Id"], self._wanted_platform())
         return open_chunk_stream(_response_chunks(response, self.ref), on_close=response.close)
 
@@ -285,7 +293,7 @@ class LocalDaemonSource:
         # arvados/arvados#488: the containerd store's Id is a manifest digest, but `docker load` on crunch-run's
         # daemon recreates the image under its config digest, which only the saved image itself tells.
         platform = self._wanted_platform() or inspect_platform(inspect)
-        with self.open_stream() as stream:
+        with self._open_saved() as stream:
             return str(image_id_from_saved_archive(stream, inspect["Id"], platform, self.ref))
 
 

@@ -74,15 +74,36 @@ class PullError(ImageSourceError):
     """The daemon could not pull the image."""
 
 
+class SavedImageError(ImageSourceError):
+    """What the Docker daemon saved does not load as the image it inspected (`docker load` would refuse it)."""
+
+
+class StoredImageError(CollectionError):
+    """A collection's file does not load as the image its links name (`docker load` would refuse it)."""
+
+
+# The attribute of an exception that lists what the run had changed in the cluster before it stopped.
+CHANGES_MADE = "arvados_cluster_changes_made"
+
+
+def note_changes_made(exc: BaseException, changes: t.Sequence[str]) -> None:
+    """Tell failure_of what the run changed before `exc` stopped it, so the failure reports `changed` and names it."""
+    if changes:
+        setattr(exc, CHANGES_MADE, list(changes))
+
+
 @dataclass(frozen=True)
 class Failure:
     """What a failed task reports: `msg` always, `traceback` only for a failure that is a bug."""
 
     msg: str
     traceback: str | None = None
+    changed: bool = False
 
     def as_result(self) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {"failed": True, "msg": self.msg}
+        if self.changed:
+            result["changed"] = True
         if self.traceback:
             result["exception"] = self.traceback
         return result
@@ -91,8 +112,11 @@ class Failure:
 def failure_of(exc: BaseException) -> Failure:
     """The report of an exception: the message of an expected failure, or the traceback of a bug.
 
-    Call it from an `except` block, so the traceback is the exception's.
+    Call it from an `except` block, so the traceback is the exception's. A run that changed the cluster before it
+    stopped (see note_changes_made) reports `changed` and what it left, so the next run or a person can take it up.
     """
+    changes = getattr(exc, CHANGES_MADE, None) or []
+    left = f"; before it stopped, this run {', '.join(changes)}" if changes else ""
     if isinstance(exc, CollectionError):
-        return Failure(exc.user_message())
-    return Failure(f"unexpected error: {type(exc).__name__}: {exc}", traceback.format_exc())
+        return Failure(exc.user_message() + left, changed=bool(changes))
+    return Failure(f"unexpected error: {type(exc).__name__}: {exc}{left}", traceback.format_exc(), changed=bool(changes))

@@ -6,7 +6,8 @@ An image's bytes come from an archive file (`_archive_source.ArchiveSource`) or 
 a registry pull first (`_daemon_source.LocalDaemonSource`, `_daemon_source.PullSource`). Every source answers two
 questions. `identify()` tells the image's identity cheaply: its id is the digest of its config, the id `docker load`
 recreates. `open_stream()` opens the docker-archive tar (what `docker save` writes) to store in Keep, read with
-memory bounded independent of the image size.
+memory bounded independent of the image size, and checked as it is read as `docker load` would check it
+(_archive_check): its last read raises when the bytes are not the image they claim to be.
 
 Here, as pure code: ImageIdentity, and the parsing of a docker-archive's `manifest.json`, of OCI image indexes and
 manifests, and of image configs.

@@ -11,6 +11,7 @@ Private to the collection: its interface may change without notice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._apply import ActionRunner, image_lock
@@ -18,7 +19,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._arvados import AR
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
-from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError, StoredImageError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref
 from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
@@ -30,13 +31,17 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_report impo
     state_before,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
+    COPY,
+    DELETE_LINK,
+    TRASH_COLLECTION,
+    UPLOAD,
     Action,
     DesiredImage,
     ImageHoldings,
     plan_absent,
     plan_present,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._projects import check_project_writable
+from ansible_collections.arvados.cluster.plugins.module_utils._projects import check_project_uuid, check_project
 from ansible_collections.arvados.cluster.plugins.module_utils._records import HASH_LINK_CLASS, REPO_TAG_LINK_CLASS, ImageCollection, ImageLink
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
     ServerChoice,
@@ -45,6 +50,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     server_term,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image
+from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem
 from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskContext
 
 IMAGE_FORMAT = "v2"
@@ -65,6 +71,7 @@ def argument_spec() -> dict[str, t.Any]:
         "replication": {"type": "int"},
         "storage_classes": {"type": "list", "elements": "str"},
         "force": {"type": "bool", "default": False},
+        "verify": {"type": "bool", "default": False},
         "force_image_format": {"type": "bool", "default": False},
         "purge": {"type": "bool", "default": False},
     }
@@ -100,6 +107,8 @@ class DockerImageTask:
             raise ImageSourceError("state: absent never pulls; drop source: pull")
 
     def run(self) -> dict[str, t.Any]:
+        if self.params["project_uuid"]:
+            check_project_uuid(self.params["project_uuid"])
         self.client = ArvadosClient(connection_options(self.params.get))
         self.reader = CatalogReader(self.client)
         project_uuid = self.params["project_uuid"] or self.client.current_user()["uuid"]
@@ -136,10 +145,10 @@ class DockerImageTask:
         with image_lock(identity.image_id) if not self.context.check_mode else contextlib.nullcontext():
             view = self.read_view()
             holdings = self.reader.image_holdings(identity.image_id, desired.repo_tag, project_uuid)
-            actions = plan_present(desired, holdings)
+            actions = self.plan(desired, holdings, source)
             before = state_before(holdings, self.choice(view))
             if actions:
-                check_project_writable(self.client, project_uuid)
+                check_project(self.client, project_uuid)
             runner = self.apply(actions, desired, source, holdings)
         self.report_present(desired, holdings, actions, runner, before, view)
 
@@ -169,6 +178,40 @@ class DockerImageTask:
             properties=self.params["properties"] or {}, replication=self.params["replication"],
             storage_classes=self.params["storage_classes"], force=self.params["force"],
         )
+
+    # ---- verify: the stored image read back ----------------------------------------------------------------
+
+    def plan(self, desired: DesiredImage, holdings: ImageHoldings, source: t.Any) -> list[Action]:
+        """The plan; with `verify`, the collection the image would be taken from is read back first, and one that does
+        not load as the image is replaced by an upload (and, in the project, retired)."""
+        actions = plan_present(desired, holdings)
+        stored = self.collection_to_verify(holdings, actions) if self.params["verify"] else None
+        problem = stored_image_problem(self.client, stored, desired.image_id) if stored is not None else None
+        if stored is None or problem is None:
+            return actions
+        if source is None:
+            raise StoredImageError(f"verify: collection {stored.uuid} does not hold {desired.image_id} ({problem}), and the image source "
+                                   "cannot give it (see the warning); make the image available to the source and run again")
+        repaired = plan_present(dataclasses.replace(desired, force=True), holdings)
+        upload = Action(UPLOAD, f"upload image {desired.image_id} into project {desired.project_uuid} again (verify: collection "
+                                f"{stored.uuid} does not load as this image: {problem})")
+        retire = self.retire_actions(stored, desired.project_uuid) if stored.owner_uuid == desired.project_uuid else []
+        return [upload] + repaired[1:] + retire
+
+    def collection_to_verify(self, holdings: ImageHoldings, actions: list[Action]) -> ImageCollection | None:
+        """The collection the run would end with the image in: the project's, or the one it would copy; none for an upload."""
+        kinds = {action.kind for action in actions}
+        if UPLOAD in kinds or self.params["force"]:
+            return None
+        return holdings.readable_elsewhere if COPY in kinds else holdings.in_project
+
+    def retire_actions(self, stored: ImageCollection, project_uuid: str) -> list[Action]:
+        """Remove the project's image links to a collection that does not hold its image, then trash it."""
+        links = self.reader.links([["head_uuid", "=", stored.uuid], ["owner_uuid", "=", project_uuid],
+                                   ["link_class", "in", [HASH_LINK_CLASS, REPO_TAG_LINK_CLASS]]])
+        actions = [Action(DELETE_LINK, f"delete {link.link_class} link {link.name!r} ({link.uuid}) from collection {stored.uuid}, "
+                                       "which does not hold the image", target=link.uuid) for link in links]
+        return actions + [Action(TRASH_COLLECTION, f"trash collection {stored.uuid}, which does not hold the image", target=stored.uuid)]
 
     def apply(self, actions: list[Action], desired: DesiredImage, source: t.Any, holdings: ImageHoldings) -> ActionRunner:
         in_project = holdings.in_project.uuid if holdings.in_project else None
@@ -223,6 +266,8 @@ class DockerImageTask:
         links = self.project_links_to_remove(project_uuid)
         remaining = self.remaining_tags({link.head_uuid for link in links}, {link.uuid for link in links}) if self.params["purge"] else {}
         actions = plan_absent(links, remaining, self.params["purge"])
+        if self.params["project_uuid"]:  # as for present: a mistyped or unreadable project fails rather than finding nothing
+            check_project(self.client, project_uuid, writable=bool(actions))
         self.result["actions"] = [action.description for action in actions]
         self.result["changed"] = bool(actions)
         if actions and not self.context.check_mode:

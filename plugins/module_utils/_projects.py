@@ -15,8 +15,19 @@ from ansible_collections.arvados.cluster.plugins.module_utils._errors import Arv
 ARVADOS_UUID = re.compile(r"[a-z0-9]{5}-[a-z0-9]{5}-[a-z0-9]{15}")
 
 
-def check_project_writable(client: t.Any, project_uuid: str) -> None:
-    """Fail before any change when the project is unknown, trashed or not writable by this token."""
+def check_project_uuid(project_uuid: str) -> None:
+    """Fail before any request when `project_uuid` is not spelled as an Arvados uuid (whatever the task's state)."""
+    if not ARVADOS_UUID.fullmatch(project_uuid):
+        raise ArvadosClientError(_malformed_message(project_uuid))
+
+
+def _malformed_message(project_uuid: str) -> str:
+    return (f"project_uuid {project_uuid!r} is not an Arvados uuid (such as zzzzz-j7d0g-0123456789abcde): give the uuid of a "
+            "project, or leave project_uuid out for the token user's home project")
+
+
+def check_project(client: t.Any, project_uuid: str, writable: bool = True) -> None:
+    """Fail before any change when the project is unknown, trashed or (when `writable`) not writable by this token."""
     resource = client.api.users() if "-tpzed-" in project_uuid else client.api.groups()
     try:
         project = client.execute(resource.get(uuid=project_uuid))
@@ -24,7 +35,7 @@ def check_project_writable(client: t.Any, project_uuid: str) -> None:
         if exc.status in (403, 404):
             raise ArvadosClientError(unreadable_project_message(client, project_uuid, exc)) from None
         raise
-    if project.get("can_write") is False or project.get("is_trashed"):
+    if (writable and project.get("can_write") is False) or project.get("is_trashed"):
         state = "is trashed" if project.get("is_trashed") else "is not writable with this token"
         raise ArvadosClientError(f"project_uuid {project_uuid} {state}: choose another project, or ask its owner for can_write")
 
@@ -32,8 +43,7 @@ def check_project_writable(client: t.Any, project_uuid: str) -> None:
 def unreadable_project_message(client: t.Any, project_uuid: str, error: ArvadosClientError) -> str:
     """Why the project cannot be read: not a uuid, trashed (a get that includes the trash finds it), or unknown to this token."""
     if not ARVADOS_UUID.fullmatch(project_uuid):
-        return (f"project_uuid {project_uuid!r} is not an Arvados uuid (such as zzzzz-j7d0g-0123456789abcde): give the uuid of a "
-                "project, or leave project_uuid out for the token user's home project")
+        return _malformed_message(project_uuid)
     if "-j7d0g-" in project_uuid and _is_trashed(client, project_uuid):
         return f"project_uuid {project_uuid} is trashed: untrash it, or choose another project"
     return (f"project_uuid {project_uuid} is not a project this token can read: check the uuid, or ask the project's owner to share it "

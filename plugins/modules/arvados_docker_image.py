@@ -100,6 +100,7 @@ options:
   project_uuid:
     description:
       - The project that owns the collection and its links. Defaults to the token user's home project.
+      - Checked with either O(state), so a mistyped or unreadable project fails the task rather than holding nothing.
     type: str
   collection_name:
     description:
@@ -124,6 +125,15 @@ options:
       - Upload the image again into a new collection even if the cluster already holds it.
     type: bool
     default: false
+  verify:
+    description:
+      - Read the image's collection (the project's, or the one it would be copied from) back from Keep and check it
+        as C(docker load) would, against the image the task ensures, before trusting it. A collection that does not
+        load as the image is replaced by a new upload; in the project, its image links are removed and it is
+        trashed, and C(actions) says why.
+      - Costs a read of the whole image from Keep on every run. Uploads are always checked, whether or not this is set.
+    type: bool
+    default: false
   force_image_format:
     description:
       - Store the image even if the cluster's C(dockerImageFormats) does not list its format.
@@ -135,8 +145,16 @@ options:
     type: bool
     default: false
 notes:
+  - Every image the module stores is checked while it streams, before any collection or link is created, as
+    C(docker load) would check it, whether it comes from an archive or the Docker daemon. Each layer's sha256 must be
+    its C(diff_ids) entry in the config (or, for an OCI blob, its digest), the config's digest must be the image id,
+    each member the manifest names must be there once, and no member name may be absolute or have a C(..) component.
+    An archive that fails fails the task, naming the member; blocks already sent to Keep are left for its garbage
+    collection. Members an archive's manifest does not name are left out of what is stored.
+  - A run that fails after it changed something reports C(changed) and names what it left (a collection, links);
+    the next run takes it up.
   - Two runs for the same image on one host upload it once, because an upload holds a lock in
-    C(~/.cache/arvados-cluster/locks) on the host that runs the module.
+    C(~/.cache/arvados-cluster/locks) on the host that runs the module; the lock file is removed when the run ends.
   - A run killed during an upload leaves no link behind; the next run finds a collection it saved by the
     C(docker-image-id) property and only adds its links.
   - At the default O(num_retries) and O(api_timeout), an API server that refuses connections or answers too slowly

@@ -246,3 +246,70 @@ def config_digest(archive: pathlib.Path) -> str:
     if actual.split(":", 1)[1] != named:
         raise ValueError(f"{archive}: config {config_path} has digest {actual}")
     return actual
+
+
+# ---- hostile archives: each is a genuine `docker save` archive changed in one way `docker load` refuses ----
+
+def _rewrite(src_archive: pathlib.Path, dest: pathlib.Path, change) -> pathlib.Path:
+    """Copies src_archive to dest member by member; change(info, data) returns the (info, data) pairs to write instead."""
+    dest = pathlib.Path(dest)
+    with tarfile.open(src_archive, "r:") as src, tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
+        for info in src.getmembers():
+            reader = src.extractfile(info) if info.isfile() else None
+            data = reader.read() if reader is not None else None
+            for new_info, new_data in change(info, data):
+                if new_data is not None:
+                    new_info.size = len(new_data)
+                out.addfile(new_info, io.BytesIO(new_data) if new_data is not None else None)
+    return dest
+
+
+def _file_info(name: str, data: bytes) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    return info
+
+
+def _other_layer() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as layer:
+        payload = b"#!/bin/sh\necho this is not the image you asked for\n"
+        layer.addfile(_file_info("bin/sh", payload), io.BytesIO(payload))
+    return out.getvalue()
+
+
+def tampered_archive(src_archive: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """Every layer.tar replaced by another tar; config, manifest and so the image id stay as they were."""
+    return _rewrite(src_archive, dest, lambda info, data: [(info, _other_layer() if info.name.endswith("layer.tar") else data)])
+
+
+def climbing_archive(src_archive: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """Every member named `../<name>`, so that extracting it writes outside the folder it is extracted in."""
+    def climb(info, data):
+        info.name = "../" + info.name
+        return [(info, data)]
+    return _rewrite(src_archive, dest, climb)
+
+
+def escaping_extras_archive(src_archive: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """The genuine archive plus members `../../../../x` and `/x`, which the manifest does not name."""
+    def add(info, data):
+        if info.name != "manifest.json":
+            return [(info, data)]
+        evil = b"written outside the archive\n"
+        return [(info, data), (_file_info("../../../../x", evil), evil), (_file_info("/x", evil), evil)]
+    return _rewrite(src_archive, dest, add)
+
+
+def missing_layer_archive(src_archive: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """The genuine archive without its layers' layer.tar members."""
+    return _rewrite(src_archive, dest, lambda info, data: [] if info.name.endswith("layer.tar") else [(info, data)])
+
+
+def wrong_blob_archive(src_oci_archive: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """An OCI archive whose layer blob holds other bytes than its digest (its name) says."""
+    with tarfile.open(src_oci_archive, "r:") as tar:
+        index = json.loads(_read(tar, "index.json"))
+        manifest = json.loads(_read(tar, f"blobs/sha256/{index['manifests'][0]['digest'].split(':', 1)[1]}"))
+    layer_blob = f"blobs/sha256/{manifest['layers'][0]['digest'].split(':', 1)[1]}"
+    return _rewrite(src_oci_archive, dest, lambda info, data: [(info, _other_layer() if info.name == layer_blob else data)])

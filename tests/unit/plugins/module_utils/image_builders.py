@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -44,8 +45,16 @@ def make_tar(members: list[tuple[str, bytes | Link | None]]) -> bytes:
     return buffer.getvalue()
 
 
-def image_config(marker: str, architecture: str = "amd64", variant: str | None = None, created: str | None = CREATED) -> bytes:
-    config = {"architecture": architecture, "os": "linux", "config": {"Cmd": ["/bin/sh"]}, "rootfs": {"type": "layers", "diff_ids": []}, "marker": marker}
+def diff_id(blob: bytes) -> str:
+    """What a config's rootfs.diff_ids holds for a layer: the digest of the uncompressed tar."""
+    return "sha256:" + sha(gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob)
+
+
+def image_config(marker: str, architecture: str = "amd64", variant: str | None = None, created: str | None = CREATED,
+                 layers: list[bytes] = ()) -> bytes:
+    """A config whose diff_ids name `layers`, so that an archive of it loads (and passes the module's check)."""
+    rootfs = {"type": "layers", "diff_ids": [diff_id(blob) for blob in layers]}
+    config = {"architecture": architecture, "os": "linux", "config": {"Cmd": ["/bin/sh"]}, "rootfs": rootfs, "marker": marker}
     if variant:
         config["variant"] = variant
     if created is not None:
@@ -85,7 +94,7 @@ class OciImage:
     """One image in OCI form: its config, its layer blobs and the manifest naming them."""
 
     def __init__(self, marker: str, layer_blobs: list[bytes], media_type: str = GZIP_LAYER, architecture: str = "amd64", variant: str | None = None):
-        self.config = image_config(marker, architecture, variant)
+        self.config = image_config(marker, architecture, variant, layers=layer_blobs)
         self.layers = layer_blobs
         self.manifest = json.dumps({
             "schemaVersion": 2,

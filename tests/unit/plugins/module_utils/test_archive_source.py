@@ -62,7 +62,7 @@ def test_names_match_either_spelling_and_names_docker_would_refuse_only_as_writt
 # --- archives: docker-archive -------------------------------------------------------------------------------
 
 def test_classic_archive_id_is_the_config_digest_and_streams_unchanged(tmp_path):
-    config = image_config("classic")
+    config = image_config("classic", layers=[layer(b"one"), layer(b"two")])
     data = classic_archive([(config, [layer(b"one"), layer(b"two")], ["team/tiny:1.0"])])
     source = ArchiveSource(write(tmp_path, "classic.tar", data))
     identity = source.identify()
@@ -93,8 +93,8 @@ def test_docker25_archive_uses_manifest_json_and_streams_unchanged(tmp_path):
 
 
 def two_image_archive() -> tuple[bytes, bytes, bytes, list[bytes]]:
-    first, second = image_config("first"), image_config("second")
     second_layers = [layer(b"second-a"), layer(b"second-b")]
+    first, second = image_config("first", layers=[layer(b"first")]), image_config("second", layers=second_layers)
     data = classic_archive([(first, [layer(b"first")], ["first:1"]), (second, second_layers, ["team/second:2"])])
     return data, first, second, second_layers
 
@@ -129,11 +129,12 @@ def test_ref_chooses_one_image_and_the_stream_holds_only_that_one(tmp_path):
 
 def linked_layer_archive(link: Link, extra: tuple | None = None) -> tuple[bytes, bytes, bytes]:
     """What `docker save` writes for an image whose rootfs repeats a layer: the second is a symlink."""
-    config, data = image_config("repeated"), layer(b"repeated")
+    data = layer(b"repeated")
+    config = image_config("repeated", layers=[data, data])
     manifest = [{"Config": f"{sha(config)}.json", "RepoTags": ["rep:1"], "Layers": ["first/layer.tar", "second/layer.tar"]}]
     members = [(f"{sha(config)}.json", config), ("first/", None), ("first/layer.tar", data), ("second/", None), ("second/layer.tar", link)]
     if extra:
-        other = image_config("other")
+        other = image_config("other", layers=[layer(b"other")])
         members += [(f"{sha(other)}.json", other), ("other/layer.tar", layer(b"other"))]
         manifest.append({"Config": f"{sha(other)}.json", "RepoTags": ["other:1"], "Layers": ["other/layer.tar"]})
     return make_tar(members + [("manifest.json", json.dumps(manifest).encode())]), config, data
@@ -194,7 +195,7 @@ def test_compressed_archive_says_how_to_decompress(tmp_path):
 
 
 def big_layer_archive() -> bytes:
-    return classic_archive([(image_config("x"), [layer(b"z" * 20000)], ["x:1"])])
+    return classic_archive([(image_config("x", layers=[layer(b"z" * 20000)]), [layer(b"z" * 20000)], ["x:1"])])
 
 
 def test_truncated_inside_a_member_is_an_archive_error(tmp_path):

@@ -148,8 +148,10 @@ def test_zero_created_time_means_none():
 
 @needs_docker_sdk
 def test_local_stream_is_the_save_response_read_lazily_and_closed():
-    body = bytes(range(256)) * 1000
-    api = FakeDockerApi(images={"team/tiny:1.0": {"Id": "sha256:" + "1" * 64}}, saves={"team/tiny:1.0": body})
+    layers = [layer(bytes(range(256)) * 1000)]
+    config = image_config("saved", layers=layers)
+    body = classic_archive([(config, layers, ["team/tiny:1.0"])])
+    api = FakeDockerApi(images={"team/tiny:1.0": classic_inspect(config, ["team/tiny:1.0"])}, saves={"team/tiny:1.0": body})
     stream = LocalDaemonSource(api, "team/tiny:1.0").open_stream()
     assert stream.read(10) == body[:10]
     assert api.responses[0].bytes_served < len(body)
@@ -159,7 +161,7 @@ def test_local_stream_is_the_save_response_read_lazily_and_closed():
     assert api.gets[0]["stream"] is True
     assert api.gets[0]["timeout"] == (60, None)
     # Saved by id, as arv-keepdocker saves it, so both upload the same bytes.
-    assert api.gets[0]["url"].endswith("/images/sha256:" + "1" * 64 + "/get")
+    assert api.gets[0]["url"].endswith("/images/sha256:" + sha(config) + "/get")
 
 
 def containerd_save(image: OciImage, tags: list[str], big_layer_last: bool = True) -> bytes:
