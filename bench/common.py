@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import subprocess
+import time
 import typing as t
 
 
@@ -25,3 +27,13 @@ def publish(report: str, rounds: t.Any, args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(report, encoding="utf-8")
     return 0
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run a command to the end; its wall time and output. A failing command ends the benchmark with its output."""
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{command[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return wall, result.stdout

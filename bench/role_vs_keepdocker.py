@@ -18,10 +18,8 @@ import pathlib
 import re
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import typing as t
 from xml.etree import ElementTree
 
@@ -30,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from harness.docker_env import DockerDaemon, ImageFactory  # noqa: E402  pylint: disable=wrong-import-position
 from harness.emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
-from common import bench_arguments, publish  # noqa: E402  pylint: disable=wrong-import-position
+from common import bench_arguments, publish, timed  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = pathlib.Path(sys.executable).parent
 TARGET_RATIO = 0.25
@@ -45,15 +43,6 @@ PLAYBOOK = """\
         docker_images_docker_host: "{{ bench_docker_host }}"
 """
 INVENTORY = "localhost ansible_connection=local ansible_python_interpreter={python}\n"
-
-
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
-    started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{command[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return wall, result.stdout
 
 
 def api_requests(emulator: Emulator) -> int:

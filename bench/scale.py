@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from harness.emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
 from functional.helpers import ImageCollections  # noqa: E402  pylint: disable=wrong-import-position
-from common import bench_arguments, publish  # noqa: E402  pylint: disable=wrong-import-position
+from common import bench_arguments, publish, timed  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = pathlib.Path(sys.executable).parent
 SEED_THREADS = 8
@@ -115,15 +114,6 @@ def api_requests(emulator: Emulator) -> int:
     return sum(emulator.request_log()["counts"].get("api", {}).values())
 
 
-def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
-    started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{command[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return wall, result.stdout
-
-
 def junit_task_time(junit_dir: pathlib.Path, task_name: str) -> float:
     times = [float(case.get("time") or 0) for report in junit_dir.glob("*.xml")
              for case in ElementTree.parse(report).iter("testcase") if case.get("name", "").endswith(f": {task_name}")]
@@ -151,7 +141,7 @@ class Scale:
 
     def keepdocker_images(self) -> dict[str, t.Any]:
         self.emulator.reset_request_log()
-        wall, output = run([str(BIN / "arv-keepdocker"), "images"], self.env)
+        wall, output = timed([str(BIN / "arv-keepdocker"), "images"], self.env)
         listed = sum("-4zz18-" in line for line in output.splitlines())
         if listed != self.count:
             raise SystemExit(f"arv-keepdocker images listed {listed} of {self.count} images:\n{output[-3000:]}")
@@ -174,7 +164,7 @@ class Scale:
         self.emulator.reset_request_log()
         command = [str(BIN / "ansible-playbook"), "-i", str(self.work / "inventory.yml"), str(self.work / playbook),
                    "-e", f"@{self.work / 'vars.json'}"]
-        wall, _output = run(command, self.ansible_env)
+        wall, _output = timed(command, self.ansible_env)
         return {"time_s": junit_task_time(self.junit_dir, task_name), "wall_s": wall,
                 "api_requests": api_requests(self.emulator)}
 
