@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView, image_file_pattern, image_id_of
+from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import same_image
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import ImageHoldings, LinkKey
 from ansible_collections.arvados.cluster.plugins.module_utils._records import (
@@ -78,11 +78,9 @@ class CatalogReader:
 
     def _with_migrations(self, view: ClusterView, project_uuid: str | None) -> ClusterView:
         """The view with the system user's migration links away from its unsupported images, and their targets."""
-        try:
-            pattern = image_file_pattern(view.docker_image_formats)
-        except ValueError:
+        if view.format_error is not None:
             return view
-        unsupported = {c.portable_data_hash for c in view.readable.values() if image_id_of(c, pattern) is None}
+        unsupported = {c.portable_data_hash for c in view.readable.values() if view.supported_image_id(c) is None}
         if not unsupported:
             return view
         migrations = [link for link in self.migration_links(unsupported) if is_system_user_uuid(link.owner_uuid, view.system_user_uuid)]

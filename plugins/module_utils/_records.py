@@ -97,6 +97,39 @@ def _stream_file_paths(tokens: list[str]) -> t.Iterator[str]:
                 yield path
 
 
+# (signed locator, start in the block, length): one piece of a file.
+Segment = t.Tuple[str, int, int]
+
+
+def file_segments(manifest_text: str, file_name: str) -> list[Segment] | None:
+    """Where the top-level file `file_name` lies in the manifest's blocks; None when it has no such file."""
+    for line in manifest_text.splitlines():
+        tokens = line.split()
+        if not tokens or tokens[0] != ".":
+            continue
+        locators = [token for token in tokens[1:] if _KEEP_LOCATOR.fullmatch(token)]
+        for token in tokens[1 + len(locators):]:
+            position, _sep, rest = token.partition(":")
+            length, _sep, name = rest.partition(":")
+            if _unescape(name) == file_name:
+                return _pieces(locators, int(position), int(length))
+    return None
+
+
+def _pieces(locators: list[str], position: int, length: int) -> list[Segment]:
+    """The blocks' parts that hold bytes `position` to `position + length` of the stream."""
+    pieces: list[Segment] = []
+    block_start = 0
+    for locator in locators:
+        size = _KEEP_LOCATOR.fullmatch(locator).group(2)  # type: ignore[union-attr]
+        block_size = int(size[1:]) if size else 0
+        start, end = max(position, block_start), min(position + length, block_start + block_size)
+        if start < end:
+            pieces.append((locator, start - block_start, end - start))
+        block_start += block_size
+    return pieces
+
+
 def _unescape(token: str) -> str:
     # Escapes are octal bytes of UTF-8 names, so decode the bytes together.
     raw = bytearray()

@@ -10,46 +10,12 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
-import re
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArvadosClientError, CollectionError, StoredImageError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import keep_file_name
-from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection
-from ansible_collections.arvados.cluster.plugins.module_utils._upload import escape_manifest_name
-
-_LOCATOR = re.compile(r"[0-9a-f]{32}\+([0-9]+)(\+\S*)?")
-# (signed locator, start in the block, length): one piece of a file.
-Segment = t.Tuple[str, int, int]
-
-
-def file_segments(manifest_text: str, file_name: str) -> list[Segment] | None:
-    """Where the top-level file `file_name` lies in the manifest's blocks; None when it has no such file."""
-    for line in manifest_text.splitlines():
-        tokens = line.split()
-        if not tokens or tokens[0] != ".":
-            continue
-        locators = [token for token in tokens[1:] if _LOCATOR.fullmatch(token)]
-        for token in tokens[1 + len(locators):]:
-            position, _sep, rest = token.partition(":")
-            length, _sep, name = rest.partition(":")
-            if name == escape_manifest_name(file_name):
-                return _pieces(locators, int(position), int(length))
-    return None
-
-
-def _pieces(locators: list[str], position: int, length: int) -> list[Segment]:
-    """The blocks' parts that hold bytes `position` to `position + length` of the stream."""
-    pieces: list[Segment] = []
-    block_start = 0
-    for locator in locators:
-        block_size = int(_LOCATOR.fullmatch(locator).group(1))  # type: ignore[union-attr]
-        start, end = max(position, block_start), min(position + length, block_start + block_size)
-        if start < end:
-            pieces.append((locator, start - block_start, end - start))
-        block_start += block_size
-    return pieces
+from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection, file_segments
 
 
 def stored_image_problem(client: t.Any, collection: ImageCollection, image_id: str) -> str | None:

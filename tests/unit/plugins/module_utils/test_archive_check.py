@@ -23,7 +23,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
     failure_of,
     note_changes_made,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import file_segments
+from ansible_collections.arvados.cluster.plugins.module_utils._records import file_segments
 from ansible_collections.arvados.cluster.tests.unit.plugins.module_utils.image_builders import (
     GZIP_LAYER,
     Link,
