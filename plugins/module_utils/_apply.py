@@ -33,6 +33,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     DesiredImage,
     new_collection_properties,
 )
+from ansible_collections.arvados.cluster.plugins.module_utils._resume_cache import ResumeCache
 from ansible_collections.arvados.cluster.plugins.module_utils._upload import write_stream_to_keep
 
 LOCK_DIR = os.path.join("~", ".cache", "arvados-cluster", "locks")
@@ -136,14 +137,18 @@ class ActionRunner:
         if self.open_image_stream is None:
             raise ValueError("an upload needs the image's bytes, but no image source was opened")
         stream = self.open_image_stream()
+        options = self.client.options
+        resume = ResumeCache.for_upload(options.api_host, options.api_token, self.desired.image_id)
         try:
             manifest_text = write_stream_to_keep(
                 self.client.keep, stream, keep_file_name(self.desired.image_id), copies=self.desired.replication,
                 storage_classes=list(self.desired.storage_classes or []) or None, num_retries=self.client.options.num_retries,
+                resume=resume,
             )
         finally:
             stream.close()
         self._save_new_collection(manifest_text)
+        resume.forget()
 
     def _copy(self, action: Action) -> None:
         source = self.client.execute(self._api().collections().get(uuid=action.source))

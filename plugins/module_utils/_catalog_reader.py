@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
+from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView, covering_prefixes, names_like_any
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, same_image
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import ImageHoldings, LinkKey
 from ansible_collections.arvados.cluster.plugins.module_utils._records import (
@@ -41,6 +41,8 @@ LINK_FIELDS = ("uuid", "link_class", "name", "head_uuid", "tail_uuid", "owner_uu
 # The API server's largest page; a long `in` filter goes as a POST body (the SDK switches past 2,000 URL characters).
 PAGE_SIZE = 1000
 IMAGE_LINK_CLASSES = [REPO_TAG_LINK_CLASS, HASH_LINK_CLASS]
+# Reads of hash links for the server's `LIKE 'name%'` fallback, whatever the number of names (each reads its pages).
+HASH_LINK_READS = 4
 
 
 class CatalogReader:
@@ -56,17 +58,16 @@ class CatalogReader:
     def read_view(self, terms: t.Iterable[LookupTerm], project_uuid: str | None = None) -> ClusterView:
         """What the server's rules need for `terms`, read together; with `project_uuid`, only what that project owns.
 
-        Requests: one for the links the terms name, one per PAGE_SIZE collections those point at, one per hash-link
-        pattern that names without a readable repo+tag link and image id prefixes need, one for portable data
-        hashes, and, when a collection's format is not supported, one or two for migration links.
+        Requests: one for the links the terms name, one per PAGE_SIZE collections those point at, at most
+        HASH_LINK_READS for the hash links that names without a readable repo+tag link and image id prefixes need,
+        one for portable data hashes, and, when a collection's format is not supported, one or two for migration links.
         """
         terms = list(terms)
         owner = [["owner_uuid", "=", project_uuid]] if project_uuid else []
         names = link_names_to_read(terms)
         links = self.links([["link_class", "in", IMAGE_LINK_CLASSES], ["name", "in", names]] + owner) if names else []
         view = self._view(links, self._owned(self.collections(link.head_uuid for link in links), project_uuid))
-        for pattern in hash_patterns_to_read(terms, view):
-            links += self.links([["link_class", "=", HASH_LINK_CLASS], ["name", "like", pattern]] + owner)
+        links += self.hash_links_like_any(hash_patterns_to_read(terms, view), owner)
         collections = self._owned(self.collections(link.head_uuid for link in links), project_uuid)
         hashes = [term.portable_data_hash for term in terms if term.portable_data_hash]
         collections += self._owned(self.collections_by_portable_data_hash(hashes), project_uuid)
@@ -103,6 +104,18 @@ class CatalogReader:
 
     def links(self, filters: list[t.Any]) -> list[ImageLink]:
         return [ImageLink.from_api(item) for item in self._list_all("links", filters, LINK_FIELDS)]
+
+    def hash_links_like_any(self, patterns: list[str], owner: list[t.Any]) -> list[ImageLink]:
+        """Hash links named LIKE any of `patterns`, in at most HASH_LINK_READS reads for any number of patterns.
+
+        The API ANDs its filters, so patterns cannot be ORed in one request: each read takes a common literal prefix
+        (`covering_prefixes`), and the rows are then matched against the patterns here, as LIKE matches them.
+        """
+        found: list[ImageLink] = []
+        for prefix in covering_prefixes(patterns, HASH_LINK_READS):
+            found += self.links([["link_class", "=", HASH_LINK_CLASS], ["name", "like", prefix + "%"]] + owner)
+        matching = names_like_any(patterns, (link.name for link in found))
+        return [link for link in found if link.name in matching]
 
     def migration_links(self, portable_data_hashes: t.Iterable[str]) -> list[MigrationLink]:
         wanted = sorted(set(portable_data_hashes))

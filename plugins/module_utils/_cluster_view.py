@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import os
 import re
 import typing as t
 from dataclasses import dataclass
@@ -69,6 +70,51 @@ def sql_like_matches(pattern: str, text: str) -> bool:
         else:
             regex.append({"%": ".*", "_": "."}.get(char) or re.escape(char))
     return re.fullmatch("".join(regex), text, re.DOTALL) is not None
+
+
+def like_prefix(pattern: str) -> str:
+    """The literal text that every name matching the SQL LIKE `pattern` starts with."""
+    return _LIKE_WILDCARDS.split(pattern, 1)[0]
+
+
+def covering_prefixes(patterns: t.Iterable[str], at_most: int) -> list[str]:
+    """At most `at_most` literal prefixes, none a prefix of another, such that every match of `patterns` starts with one.
+
+    Reading `name LIKE '<prefix>%'` for each returns a superset of the matches of every pattern in a fixed number of
+    requests; adjacent prefixes (in sorted order) sharing the longest common start are merged first, so each read
+    stays as narrow as the count allows. The empty prefix reads every name.
+    """
+    prefixes = _outermost({like_prefix(pattern) for pattern in patterns})
+    while len(prefixes) > max(at_most, 1):
+        shared = [len(os.path.commonprefix(pair)) for pair in zip(prefixes, prefixes[1:])]
+        at = shared.index(max(shared))
+        prefixes = _outermost(prefixes[:at] + [prefixes[at][:shared[at]]] + prefixes[at + 2:])
+    return prefixes
+
+
+def _outermost(prefixes: t.Iterable[str]) -> list[str]:
+    """The sorted prefixes that no other one starts (names starting with one prefix sort right after it)."""
+    kept: list[str] = []
+    for prefix in sorted(prefixes):
+        if not kept or not prefix.startswith(kept[-1]):
+            kept.append(prefix)
+    return kept
+
+
+def like_positions(pattern: str, sorted_names: t.Sequence[str]) -> t.Iterator[int]:
+    """Positions in `sorted_names` of the names matching the SQL LIKE `pattern`, found by bisecting its prefix."""
+    prefix = like_prefix(pattern)
+    for position in range(bisect.bisect_left(sorted_names, prefix), len(sorted_names)):
+        if not sorted_names[position].startswith(prefix):
+            return
+        if pattern == prefix + "%" or sql_like_matches(pattern, sorted_names[position]):
+            yield position
+
+
+def names_like_any(patterns: t.Iterable[str], names: t.Iterable[str]) -> set[str]:
+    """The `names` that match at least one of the SQL LIKE `patterns`."""
+    sorted_names = sorted(set(names))
+    return {sorted_names[position] for pattern in set(patterns) for position in like_positions(pattern, sorted_names)}
 
 
 def migration_targets(migration_links: t.Iterable[MigrationLink], system_user_uuid: str | None = None) -> dict[str, str]:
@@ -176,16 +222,8 @@ class ClusterView:
 
     def hash_links_like(self, pattern: str) -> list[ImageLink]:
         """Hash links on readable collections whose name matches the SQL LIKE `pattern`, as the server filters them."""
-        prefix = _LIKE_WILDCARDS.split(pattern, 1)[0]
         names, hash_links = self._hash_links_by_name
-        start = bisect.bisect_left(names, prefix)
-        found = []
-        for position in range(start, len(names)):
-            if not names[position].startswith(prefix):
-                break
-            if pattern == prefix + "%" or sql_like_matches(pattern, names[position]):
-                found.append(hash_links[position])
-        return found
+        return [hash_links[position] for position in like_positions(pattern, names)]
 
     def hash_links_for_id(self, image_id: ImageId) -> list[ImageLink]:
         """Hash links naming an image id that starts with `image_id`, in either spelling."""

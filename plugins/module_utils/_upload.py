@@ -21,6 +21,7 @@ import threading
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import KeepUploadError
+from ansible_collections.arvados.cluster.plugins.module_utils._resume_cache import ResumeCache, resuming_writer
 
 # arvados.config.KEEP_BLOCK_SIZE: arv-put cuts a file into blocks of exactly this size, the last shorter.
 KEEP_BLOCK_SIZE = 64 * 1024 * 1024
@@ -44,15 +45,19 @@ def write_stream_to_keep(
     storage_classes: list[str] | None = None,
     blocks_in_flight: int = 2,
     num_retries: int | None = None,
+    resume: ResumeCache | None = None,
 ) -> str:
     """Write everything `reader` yields to Keep as one file and return the signed manifest text.
 
     `keep_client` is an `arvados.keep.KeepClient` (`api.keep`); `reader` is any blocking binary
     stream with `read(n)` (and, better, `readinto`). `copies` defaults to the cluster's
     `defaultCollectionReplication`, `storage_classes` to the cluster's default classes and
-    `num_retries` to the Keep client's own, all as arv-put does.
+    `num_retries` to the Keep client's own, all as arv-put does. With `resume`, a block that an
+    earlier, interrupted upload wrote is not sent again once Keep confirms its cached locator.
     """
     put_block = keep_block_writer(keep_client, copies=copies, storage_classes=storage_classes, num_retries=num_retries)
+    if resume is not None:
+        put_block = resuming_writer(put_block, keep_client, resume)
     return write_stream(put_block, reader, file_name, blocks_in_flight=blocks_in_flight)
 
 

@@ -17,6 +17,7 @@ import pytest
 from cluster import ClusterView, ExpectedImage
 from hosts import Host, new_project, on_each_host
 from playbooks import SHIPPED, RunningPlaybook
+from resume_files import cache_path, cached_blocks, put_hashes
 
 POLL_SECONDS = 0.05
 WAIT_FOR_STEP_SECONDS = 90
@@ -121,6 +122,7 @@ def kill_and_run_again(host: Host, image: ExpectedImage, interruption: Interrupt
     kill_when(running, reached, no_broken_links)
     killed = host.finish(running)
     assert killed.failed and killed.result.get("rc") == -9, killed.describe()
+    confirmed = cached_blocks(cache_path(host, image.image_id))
     # Requests in flight when the module died end on the server after their latency.
     time.sleep(interruption.hold_seconds + 1)
     emulator.clear_faults()
@@ -143,5 +145,8 @@ def kill_and_run_again(host: Host, image: ExpectedImage, interruption: Interrupt
         assert entries(emulator, "api", "POST", "/arvados/v1/collections") == []
         assert len(entries(emulator, "api", "POST", "/arvados/v1/links")) == 2 - links_made
     else:
+        # Blocks Keep had confirmed before the kill (the resume cache) are not sent again; the others are.
         assert len(entries(emulator, "api", "POST", "/arvados/v1/collections")) == 1
-        assert len(entries(emulator, "keep", "PUT", "/{locator}")) == image.blocks
+        assert len(entries(emulator, "keep", "PUT", "/{locator}")) == image.blocks - len(confirmed)
+        assert not put_hashes(emulator) & {key.split("+")[0] for key in confirmed}
+    assert not cache_path(host, image.image_id).exists()

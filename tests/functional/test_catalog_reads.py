@@ -260,6 +260,38 @@ def test_many_names_cost_a_bounded_number_of_requests(makers, code, clients, emu
     assert resources_read(emulator) == ["links", "collections"]
 
 
+def test_many_missing_names_read_hash_links_in_a_fixed_number_of_requests(makers, code, clients, emulator):
+    """500 names, 300 without a repo+tag link: the server's hash link fallback for all of them in a few reads, with
+    LIKE's wildcards (`_` in a name matches the `:` of `sha256:`) and case as the server has them."""
+    alice = makers["alice"]
+    project_uuid = create_project(alice.api, "many missing")
+    prefix = unique_prefix("missing")
+    present = [f"{prefix}/img{n}:1" for n in range(200)]
+    hexes = [os.urandom(32).hex() for _name in present]
+    made = {name: alice.image(hex_digits, project_uuid, BUILT_2025, [name])["uuid"] for name, hex_digits in zip(present, hexes)}
+    by_wildcard = {f"sha256_{hex_digits[:8]}:w": made[name] for name, hex_digits in zip(present[:10], hexes)}
+    missing = [f"{prefix}/gone{n}:1" for n in range(263)] + [f"{letter}{prefix}/x:1" for letter in "bcdeghijklmnopqrtuvwxyz"]
+    missing += list(by_wildcard) + [f"SHA256_{hexes[10][:8]}:w", f"sha256_{hexes[11][:8].upper()}:w"]
+    missing += [f"sha256_{hexes[12][:4]}%{hexes[12][6:10]}:w", f"{prefix}/img1_:1"]
+    assert (len(present), len(missing)) == (200, 300)
+    emulator.reset_request_log()
+    choices = name_choices(code, clients["alice"], present + missing, ["v2"])
+    requests = resources_read(emulator)
+    links, collections, migrations = everything_readable(emulator.api("alice"), code.records, None)
+    everything = code.view.ClusterView(tuple(links), tuple(collections), ("v2",), tuple(migrations), emulator.system_user_uuid,
+                                       hidden_migrations=True)
+    for name in present + missing:
+        assert choices[name] == code.choice.server_choice(everything, code.choice.server_term(name)), name
+    assert {name: choices[name].winner.collection.uuid for name in by_wildcard} == by_wildcard
+    assert choices[f"sha256_{hexes[12][:4]}%{hexes[12][6:10]}:w"].winner.collection.uuid == made[present[12]]
+    assert choices[f"SHA256_{hexes[10][:8]}:w"].winner is None
+    assert choices[f"{prefix}/img1_:1"].matched_by is None
+    # Links of every name; their collections; at most HASH_LINK_READS reads of hash links (a page each here: 25 first
+    # letters share no prefix, so one read of every hash link); the collections found so were read already.
+    assert requests == ["links", "collections", "links"]
+    assert code.reader.HASH_LINK_READS <= 10
+
+
 def test_pdh_terms_full_ids_and_prefixes_add_few_requests(makers, code, clients, emulator):
     alice = makers["alice"]
     project_uuid = create_project(alice.api, "few requests")

@@ -5,6 +5,7 @@ import concurrent.futures
 import hashlib
 import json
 import re
+import time
 import typing as t
 import uuid as uuidlib
 
@@ -293,6 +294,20 @@ def test_keep_get_checks_signatures(emulator):
     assert requests.get(f"{emulator.keep_url}{unsigned}", headers=auth, timeout=30).status_code == 400
     bad = requests.put(f"{emulator.keep_url}{'0' * 32}", data=data, headers=auth, timeout=30)
     assert bad.status_code == 400 and "did not match" in bad.text
+
+
+def test_keep_head_checks_signatures_as_keepstore_does(emulator):
+    """keepstore answers HEAD as GET: 401 for an expired signature (checked before the signature itself), 400 for
+    another token's, 200 for the token that wrote the block."""
+    locator = put_block(emulator, b"keep head test").text.strip()
+    alice, bob = ({"Authorization": f"Bearer {emulator.token(user)}"} for user in ("alice", "bob"))
+    signed, _at, expiry = locator.rpartition("@")
+    expired = f"{signed}@{int(time.time()) - 60:08x}"
+    assert int(expiry, 16) > time.time()
+    assert requests.head(f"{emulator.keep_url}{locator}", headers=alice, timeout=30).status_code == 200
+    assert requests.head(f"{emulator.keep_url}{expired}", headers=alice, timeout=30).status_code == 401
+    assert requests.head(f"{emulator.keep_url}{locator}", headers=bob, timeout=30).status_code == 400
+    assert requests.head(f"{emulator.keep_url}{locator}", timeout=30).status_code == 401
 
 
 def test_collection_create_stores_unsigned_and_returns_signed(emulator, alice):

@@ -186,6 +186,19 @@ def test_bad_option_values_are_refused(lookup, images, connection, option, value
         lookup.run([images.tiny], {}, **{option: value}, **connection)
 
 
+def test_500_names_300_missing_cost_at_most_20_requests(lookup, connection, emulator):
+    """Names without a repo+tag link fall back to hash links together, not one read each."""
+    maker = ImageCollections(emulator.api("alice"))
+    project = create_project(maker.api, "many missing")
+    prefix = f"lookup-{os.urandom(4).hex()}"
+    present = [f"{prefix}/img{n}:1" for n in range(200)]
+    made = [maker.image(os.urandom(32).hex(), project, BUILT_2025, [name])["portable_data_hash"] for name in present]
+    missing = [f"{letter}{prefix}/gone{n}:1" for letter in "abcdefghijklmnopqrstuvwxyz._-" for n in range(10)][:300]
+    emulator.reset_request_log()
+    assert lookup.run(present + missing, {}, on_missing="skip", **connection) == made
+    assert len(api_requests(emulator)) <= 20, api_requests(emulator)
+
+
 def test_no_terms_need_no_connection(lookup, connection, emulator):
     emulator.reset_request_log()
     assert lookup.run([], {}, **connection) == []

@@ -261,7 +261,14 @@ class CatalogBuilder:
         like `<repo>%`, which v1 ids (bare hex) match and v2 ids (`sha256:` first) do not."""
         rng = random.Random(self.seed * 104729)
         by_shape = {shape: sorted({image.hex_digits for image in self.images if image.shape == shape}) for shape in ("v1", "v2")}
-        return [f"{rng.choice(hexes)[:12]}:fallback" for hexes in by_shape.values() if hexes]
+        terms = [f"{rng.choice(hexes)[:12]}:fallback" for hexes in by_shape.values() if hexes]
+        # LIKE's wildcards and case, as the server reads them: `_` is any one character (the `:` of `sha256:`), `%` any
+        # run, upper case hex matches nothing; a name starting with a wildcard reads every hash link.
+        for hexes in by_shape.values():
+            hex_digits = rng.choice(hexes) if hexes else "0" * 12
+            terms += [f"sha256_{hex_digits[:6]}:wild", f"{hex_digits[:3]}_{hex_digits[4:9]}:wild",
+                      f"{hex_digits[:2]}%{hex_digits[5:8]}:wild", f"{hex_digits[:10].upper()}:wild"]
+        return list(dict.fromkeys(terms + ["_:wild", f"%{rng.choice(self.images).hex_digits[7:12]}:wild"]))
 
     def catalog(self) -> SeedCatalog:
         return SeedCatalog(self.seed, self.names + [f"s{self.seed}/ghost:1"], self.id_terms(), self.fallback_terms(),
