@@ -8,7 +8,8 @@ name: image_item_problems
 short_description: What is wrong with the items of the docker_images role, one line per bad item
 version_added: 0.1.0
 description:
-  - Checks a list of images as the role C(arvados.cluster.docker_images) takes them in C(docker_images_items), and
+  - >-
+    Checks a list of images as the role C(arvados.cluster.docker_images) takes them in C(docker_images_items), and
     returns one line for each bad item, naming its index and key, for example
     C(docker_images_items[2]: unknown key 'nmae'; did you mean 'name'?). An empty list means every item is good.
   - An item is bad when it has a key the role does not know, lacks C(name), holds a value of the wrong kind or not
