@@ -49,7 +49,7 @@ def image_source(context: t.Any, ref: ImageRef) -> t.Any:
     """The source the task's options name: an archive, a pull (none in check mode), or the local daemon."""
     params = context.params
     if params["source"] == "archive":
-        return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"])
+        return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"], warn=context.warn)
     reference = ref.repo_tag or ref.image_id_prefix
     if params["source"] == "pull":
         if not ref.repo_tag:

@@ -96,6 +96,11 @@ options:
   archive_path:
     description:
       - The image archive to read with O(source=archive). Required then, and refused with any other source.
+      - The image is stored under O(name) whatever the archive calls it. When the archive names its image otherwise (the
+        C(RepoTags) of C(docker save), or the C(org.opencontainers.image.ref.name) and C(io.containerd.image.name)
+        annotations of an OCI archive, compared in the stored form, so C(docker.io/team/tiny:1.0) is C(team/tiny:1.0)),
+        the task warns, naming the archive's names. An archive that names no image, as C(docker save IMAGE_ID) writes
+        it, is stored silently.
     type: path
   project_uuid:
     description:
