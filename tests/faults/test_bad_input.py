@@ -109,7 +109,7 @@ CASES = (
     BadInput("role: item without a name", {"docker_images_items": [{"tag": "1.0"}]},
              ("docker_images_items[0]: no name; give the image as name: repo:tag",), kind="role"),
     BadInput("role: item with an unknown key", {"docker_images_items": [{"name": "faults/bad:1.0", "image": "x"}]},
-             ("docker_images_items[0]: unknown key 'image'; the keys are archive_path, force, name, ",), kind="role"),
+             ("docker_images_items[0]: unknown key 'image'; the keys are archive_path, exclusive, force, name, ",), kind="role"),
     BadInput("role: misspelt name in the third item", {"docker_images_items": [ROLE_GOOD_ITEM, {"name": "faults/bad:2.0"}, {"nmae": "faults/bad:1.0"}]},
              ("docker_images_items[2]: unknown key 'nmae'; did you mean 'name'?",), kind="role"),
     BadInput("role: misspelt archive_path", {"docker_images_items": [ROLE_GOOD_ITEM, {"name": "faults/bad:1.0", "source": "archive",
