@@ -111,7 +111,7 @@ options:
   registry_username:
     description:
       - The user to log in to the registry as, with O(source=registry); refused with other sources.
-      - Without O(registry_username) and O(registry_password), the login saved for the registry is used: Docker's
+      - Without O(registry_username) and O(registry_password), the login saved for the registry is used, from Docker's
         C(config.json) (in E(DOCKER_CONFIG), else C(~/.docker)), credential helpers included, then the containers
         C(auth.json) (E(REGISTRY_AUTH_FILE), C($XDG_RUNTIME_DIR/containers/auth.json),
         C(~/.config/containers/auth.json)); else the registry is read anonymously.
