@@ -27,8 +27,8 @@ DIGEST = "sha256:" + "ab" * 32
 
 def test_references_as_docker_reads_them():
     ref, image = parse_registry_name("registry.example:5000/team/bwa:0.7.17", None)
-    assert (ref.host, ref.repository, ref.reference, image.repo_tag) == ("registry.example:5000", "team/bwa", "0.7.17",
-                                                                          "registry.example:5000/team/bwa:0.7.17")
+    expected = ("registry.example:5000", "team/bwa", "0.7.17", "registry.example:5000/team/bwa:0.7.17")
+    assert (ref.host, ref.repository, ref.reference, image.repo_tag) == expected
     ref, image = parse_registry_name("busybox", None)
     assert (ref.host, ref.api_host, ref.repository, image.repo_tag) == ("docker.io", "registry-1.docker.io", "library/busybox", "busybox:latest")
     ref, image = parse_registry_name("index.docker.io/team/x:1", None)
