@@ -4,7 +4,7 @@
 
 `registry.example:5000/team/bwa:0.7.17` is host `registry.example:5000`, repository `team/bwa`, tag `0.7.17`;
 `team/bwa@sha256:<hex>` is that exact manifest on Docker Hub (repository `team/bwa`; `bwa` alone is `library/bwa`).
-Credentials come from the `auths`, `credHelpers` and `credsStore` of a Docker `config.json` or a containers
+Credentials come from the `auths` and `credHelpers` of a Docker `config.json` or a containers
 `auth.json`, under the keys Docker writes (`https://index.docker.io/v1/` for Docker Hub).
 
 Private to the collection: its interface may change without notice.
@@ -109,8 +109,8 @@ class Credentials:
 
 
 def config_credentials(config: t.Any, keys: t.Sequence[str], origin: str) -> Credentials | str | None:
-    """What a config.json or auth.json holds for a registry: credentials, the name of a credential helper to ask
-    (`credHelpers`, then `credsStore`), or None."""
+    """What a config.json or auth.json holds for a registry: credentials, the name of the credential helper
+    `credHelpers` names for it, or None. A `credsStore` for every registry is passed over: anonymous access."""
     if not isinstance(config, dict):
         return None
     auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
@@ -123,8 +123,7 @@ def config_credentials(config: t.Any, keys: t.Sequence[str], origin: str) -> Cre
     for key in keys:
         if isinstance(helpers.get(key), str) and helpers[key]:
             return helpers[key]
-    store = config.get("credsStore")
-    return store if isinstance(store, str) and store else None
+    return None
 
 
 def _entry_credentials(entry: dict, origin: str) -> Credentials | None:
@@ -138,10 +137,3 @@ def _entry_credentials(entry: dict, origin: str) -> Credentials | None:
     except (binascii.Error, UnicodeDecodeError):
         raise ImageRefError(f"{origin}: the auth value is not base64 of user:password; log in again") from None
     return Credentials(username, password, origin) if sep else None
-
-
-def helper_credentials(answer: t.Any, helper: str) -> Credentials | None:
-    """A credential helper's JSON answer (`{"Username": ..., "Secret": ...}`) as credentials."""
-    if not isinstance(answer, dict) or not isinstance(answer.get("Secret"), str):
-        return None
-    return Credentials(str(answer.get("Username") or ""), answer["Secret"], f"credential helper docker-credential-{helper}")

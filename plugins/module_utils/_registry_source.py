@@ -4,7 +4,7 @@
 
 The protocol (bearer-token realms and basic auth, redirects to blob storage, streamed blobs with their digests
 checked) is python-dxf's; this file adds what it leaves to its callers: where credentials come from (the task's
-options, Docker's config.json and its credential helpers, the containers auth.json), plain HTTP only where Docker
+options, Docker's config.json, the containers auth.json), plain HTTP only where Docker
 allows it, and errors in words. Identity first: the manifest names the config digest, the image id; the config blob
 is read only when something is to be created, the layers only when the image is uploaded.
 
@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import traceback
 import typing as t
@@ -31,7 +30,6 @@ from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref impo
     Credentials,
     RegistryRef,
     config_credentials,
-    helper_credentials,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._tar_stream import READ_CHUNK_SIZE, open_chunk_stream
 
@@ -108,20 +106,11 @@ def _read_json_file(path: str) -> t.Any:
         raise PullError(f"cannot read the registry logins in {path} ({exc}); fix or remove the file, or give registry_username") from None
 
 
-def _ask_helper(helper: str, ref: RegistryRef) -> Credentials | None:
-    server = ref.credential_keys()[0]
-    try:
-        answer = subprocess.run([f"docker-credential-{helper}", "get"], input=server.encode("utf-8"), capture_output=True,
-                                timeout=REGISTRY_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PullError(f"the credential helper docker-credential-{helper} that Docker's config names for {ref.host} "
-                        f"did not run ({exc}); install it, or give registry_username and registry_password") from None
-    if answer.returncode != 0:
-        return None  # the helper holds nothing for this registry: anonymous access, as Docker does
-    try:
-        return helper_credentials(json.loads(answer.stdout), helper)
-    except ValueError:
-        raise PullError(f"the credential helper docker-credential-{helper} answered something other than JSON") from None
+def _ask_helper(helper: str, ref: RegistryRef) -> t.NoReturn:
+    # Running docker-credential-<helper> from module code is not done here (modules run commands through AnsibleModule);
+    # say so rather than read the registry anonymously.
+    raise PullError(f"Docker's config names the credential helper docker-credential-{helper} for {ref.host}, which this module "
+                    "does not run; give registry_username and registry_password")
 
 
 # ---------------------------------------------------------------------------------------------------------

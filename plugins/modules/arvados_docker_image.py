@@ -112,9 +112,10 @@ options:
     description:
       - The user to log in to the registry as, with O(source=registry); refused with other sources.
       - Without O(registry_username) and O(registry_password), the login saved for the registry is used, from Docker's
-        C(config.json) (in E(DOCKER_CONFIG), else C(~/.docker)), credential helpers included, then the containers
+        C(config.json) (in E(DOCKER_CONFIG), else C(~/.docker)), then the containers
         C(auth.json) (E(REGISTRY_AUTH_FILE), C($XDG_RUNTIME_DIR/containers/auth.json),
-        C(~/.config/containers/auth.json)); else the registry is read anonymously.
+        C(~/.config/containers/auth.json)); else the registry is read anonymously. A credential helper that Docker's
+        C(config.json) names for the registry is not run; the task fails asking for O(registry_username) instead.
       - Registries that use bearer-token realms (Docker Hub, quay.io) and basic auth are both supported.
     type: str
   registry_password:

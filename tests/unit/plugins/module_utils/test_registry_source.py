@@ -54,7 +54,7 @@ def test_saved_logins_under_dockers_keys():
     assert "s3cret" not in repr(found)
     keys = parse_registry_name("registry.example:5000/x", None)[0].credential_keys()
     assert config_credentials({"credHelpers": {"registry.example:5000": "pass"}, "credsStore": "desktop"}, keys, "c") == "pass"
-    assert config_credentials({"credsStore": "desktop"}, keys, "c") == "desktop"
+    assert config_credentials({"credsStore": "desktop"}, keys, "c") is None
     assert config_credentials({"auths": {"other:5000": {"auth": encoded}}}, keys, "c") is None
 
 
