@@ -162,6 +162,7 @@ ee: venv stage
 	$(VENV)/bin/ansible-builder introspect --sanitize --write-pip $(BUILD)/ee/requirements.txt \
 	  --write-bindep $(BUILD)/ee/bindep.txt $(STAGE_ROOT)
 	grep -q '^arvados-python-client' $(BUILD)/ee/requirements.txt
+	grep -q '^python-dxf' $(BUILD)/ee/requirements.txt
 	test -s $(BUILD)/ee/bindep.txt
 	$(VENV)/bin/ansible-builder create -f $(STAGE)/extensions/ee/execution-environment.yml --context $(BUILD)/ee/context
 

@@ -28,7 +28,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
     StoredImageError,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
 from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
     Resolution,
     absent_diff,
@@ -63,7 +63,8 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     server_choice,
     server_term,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, image_source
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import REGISTRY_SPEC, check_registry_options
+from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, image_source, task_image_ref, with_source_details
 from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem
 from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskContext
 
@@ -75,7 +76,7 @@ def argument_spec() -> dict[str, t.Any]:
         "name": {"type": "str", "required": True},
         "tag": {"type": "str"},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive"]},
+        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive", "registry"]},
         "pull": {"type": "str", "default": "missing", "choices": ["always", "missing"]},
         "platform": {"type": "str"},
         "archive_path": {"type": "path"},
@@ -92,6 +93,8 @@ def argument_spec() -> dict[str, t.Any]:
     }
     spec.update(ARVADOS_CONNECTION_SPEC)
     spec.update(DOCKER_CONNECTION_SPEC)
+    # source: registry
+    spec.update(REGISTRY_SPEC)
     return spec
 
 
@@ -106,7 +109,7 @@ class DockerImageTask:
     def __init__(self, context: TaskContext) -> None:
         self.context = context
         self.params = context.params
-        self.ref: ImageRef = parse_image_ref(self.params["name"], self.params["tag"])
+        self.ref: ImageRef = task_image_ref(self.params)
         self._check_source_options()
         self.result: dict[str, t.Any] = {"changed": False, "actions": [], "repo": self.ref.repo, "tag": self.ref.tag}
         self.client: t.Any = None
@@ -119,8 +122,9 @@ class DockerImageTask:
             raise ImageSourceError("source: archive needs archive_path, the path of a `docker save` archive on the host that runs the module")
         if archive_path and source != "archive":
             raise ImageSourceError(f"archive_path is only read with source: archive, but source is {source}; set source: archive or drop archive_path")
-        if self.params["state"] == "absent" and source == "pull":
-            raise ImageSourceError("state: absent never pulls; drop source: pull")
+        if self.params["state"] == "absent" and source in ("pull", "registry"):
+            raise ImageSourceError(f"state: absent never pulls; drop source: {source}")
+        check_registry_options(self.params)
         if self.params["exclusive"] and self.params["state"] == "absent":
             raise OptionError("exclusive makes repo:tag resolve to this image, and state: absent removes the tag; "
                               "drop exclusive, or set state: present")
@@ -168,6 +172,7 @@ class DockerImageTask:
             view = self.read_view()
             holdings = self.reader.image_holdings(identity.image_id, desired.repo_tag, project_uuid)
             actions = self.plan(desired, holdings, source) + self.exclusive_actions(desired, holdings)
+            desired = with_source_details(desired, source, actions)
             before = self.state_before(holdings, view, project_uuid)
             if actions:
                 check_project(self.client, project_uuid)

@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) 2026, arvados.cluster contributors
-"""Where a task reads its image from (an archive, the local daemon, a pull), and the image's identity.
+"""Where a task reads its image from (an archive, the local daemon, a pull, a registry), and the image's identity.
 
 When the daemon cannot say (it is down, or lacks the image), a named image falls back to the one the cluster runs
 for that name, as arv-keepdocker does.
@@ -10,14 +10,18 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
 from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable, ImageNotFound, ImageRefError
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
+from ansible_collections.arvados.cluster.plugins.module_utils._plan import COPY, CREATE_LINK, UPLOAD, Action, DesiredImage
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import parse_registry_name
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RegistrySource
 
 ClusterIdentity = t.Callable[[], t.Optional[ImageIdentity]]
 
@@ -45,9 +49,28 @@ def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdent
         return None, identity
 
 
+def task_image_ref(params: t.Mapping[str, t.Any]) -> ImageRef:
+    """The image reference of the task's name and tag; with source: registry, the name may pin a manifest digest."""
+    if params["source"] == "registry":
+        return parse_registry_name(params["name"], params["tag"])[1]
+    return parse_image_ref(params["name"], params["tag"])
+
+
+def with_source_details(desired: DesiredImage, source: t.Any, actions: list[Action]) -> DesiredImage:
+    """What a registry source tells only when something is to be created: the build time (read from the config blob)
+    and, for a new collection, where the image came from."""
+    kinds = {action.kind for action in actions}
+    if not isinstance(source, RegistrySource) or not kinds & {UPLOAD, COPY, CREATE_LINK}:
+        return desired
+    properties = {**source.provenance(), **desired.properties} if kinds & {UPLOAD, COPY} else desired.properties
+    return dataclasses.replace(desired, image_timestamp=desired.image_timestamp or source.created() or None, properties=properties)
+
+
 def image_source(context: t.Any, ref: ImageRef) -> t.Any:
-    """The source the task's options name: an archive, a pull (none in check mode), or the local daemon."""
+    """The source the task's options name: an archive, a registry, a pull (none in check mode), or the local daemon."""
     params = context.params
+    if params["source"] == "registry":
+        return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0])
     if params["source"] == "archive":
         return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"], warn=context.warn)
     reference = ref.repo_tag or ref.image_id_prefix

@@ -30,6 +30,7 @@ author:
 requirements:
   - arvados-python-client >= 3.2.1
   - docker >= 7.1.0 (for O(source=local) and O(source=pull))
+  - python-dxf >= 12.1 (for O(source=registry))
 extends_documentation_fragment:
   - arvados.cluster.arvados
   - arvados.cluster.arvados.DOCKER
@@ -78,8 +79,16 @@ options:
         the Docker host's own login (C(~/.docker/config.json)); use M(community.docker.docker_login) to set it.
       - V(archive) reads a C(docker save) archive at O(archive_path) on the host that runs the module, in the
         classic layout, the Docker 25 layout, or a pure OCI layout (converted on the fly). No Docker daemon is needed.
+      - V(registry) reads O(name) straight from its registry, with no Docker daemon. O(name) may give the registry
+        host and port (C(registry.example:5000/team/bwa:0.7.17)) and pin a manifest digest
+        (C(team/bwa@sha256:<hex>); a C(repo:tag) link is made only when a tag is given too); a name without a host
+        is on Docker Hub. The manifest tells the image id, so only the manifest is read when the cluster already
+        holds the image, and check mode is exact. The stored file is a C(docker load)-able archive whose bytes depend
+        on the manifest alone. Layers compressed with zstd, and foreign layers, are refused. A new collection records
+        the manifest digest and the reference in its properties C(docker-image-manifest-digest) and
+        C(docker-image-registry-reference).
     type: str
-    choices: [local, pull, archive]
+    choices: [local, pull, archive, registry]
     default: local
   pull:
     description:
@@ -92,6 +101,8 @@ options:
   platform:
     description:
       - The platform to pull, for example V(linux/amd64), with O(source=pull).
+      - With O(source=registry), the image of a multi-platform index to store; V(linux/amd64) when not set (the
+        compute nodes' platform matters, not the controller's). A platform the index lacks fails, naming those it has.
     type: str
   archive_path:
     description:
@@ -102,6 +113,32 @@ options:
         the task warns, naming the archive's names. An archive that names no image, as C(docker save IMAGE_ID) writes
         it, is stored silently.
     type: path
+  registry_username:
+    description:
+      - The user to log in to the registry as, with O(source=registry); refused with other sources.
+      - Without O(registry_username) and O(registry_password), the login saved for the registry is used, from Docker's
+        C(config.json) (in E(DOCKER_CONFIG), else C(~/.docker)), then the containers
+        C(auth.json) (E(REGISTRY_AUTH_FILE), C($XDG_RUNTIME_DIR/containers/auth.json),
+        C(~/.config/containers/auth.json)); else the registry is read anonymously. A credential helper that Docker's
+        C(config.json) names for the registry is not run; the task fails asking for O(registry_username) instead.
+      - Registries that use bearer-token realms (Docker Hub, quay.io) and basic auth are both supported.
+    type: str
+  registry_password:
+    description:
+      - The password or token for O(registry_username). Given with it, or not at all.
+    type: str
+  registry_ca_path:
+    description:
+      - A PEM file of the certificate authorities to verify the registry's certificate with, with O(source=registry).
+        By default the system's are used.
+    type: path
+  registry_insecure:
+    description:
+      - With O(source=registry), what Docker's C(insecure-registries) means - the registry's certificate is not
+        verified, and plain HTTP is allowed. Registries on C(127.0.0.0/8), C(::1) and C(localhost) may speak plain
+        HTTP without it, as with Docker.
+    type: bool
+    default: false
   project_uuid:
     description:
       - The project that owns the collection and its links. Defaults to the token user's home project.
@@ -189,7 +226,8 @@ seealso:
 EXAMPLES = r"""
 # The examples use these variables: images_project_uuid (a project the token can write, such as
 # zzzzz-j7d0g-0123456789abcde), images_registry (a registry host, such as registry.example:5000) and
-# images_archive (the path of a `docker save` archive on the host that runs the module).
+# images_archive (the path of a `docker save` archive on the host that runs the module); registry_user and
+# registry_password are a login to that registry.
 
 - name: Store the image tiny:1.0 from the local Docker daemon in a project
   arvados.cluster.arvados_docker_image:
@@ -208,6 +246,14 @@ EXAMPLES = r"""
     source: pull
     pull: missing
     platform: linux/amd64
+
+- name: Store an image straight from its registry, with no Docker daemon
+  arvados.cluster.arvados_docker_image:
+    name: "{{ images_registry }}/team/bwa:0.7.17"
+    source: registry
+    registry_username: "{{ registry_user }}"
+    registry_password: "{{ registry_password }}"
+    project_uuid: "{{ images_project_uuid }}"
 
 - name: Store an image from a saved archive, with no Docker daemon
   arvados.cluster.arvados_docker_image:
