@@ -4,8 +4,9 @@
 
 `registry.example:5000/team/bwa:0.7.17` is host `registry.example:5000`, repository `team/bwa`, tag `0.7.17`;
 `team/bwa@sha256:<hex>` is that exact manifest on Docker Hub (repository `team/bwa`; `bwa` alone is `library/bwa`).
-Credentials come from the `auths` and `credHelpers` of a Docker `config.json` or a containers
-`auth.json`, under the keys Docker writes (`https://index.docker.io/v1/` for Docker Hub).
+Credentials come from the `credHelpers`, `credsStore` and `auths` of a Docker `config.json` or a containers
+`auth.json`, in that order as Docker reads them, under the keys Docker writes (`https://index.docker.io/v1/` for
+Docker Hub); a credential helper's answer is read here too.
 
 Private to the collection: its interface may change without notice.
 """
@@ -16,10 +17,11 @@ import base64
 import binascii
 import dataclasses
 import ipaddress
+import json
 import re
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError, PullError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref, split_repo_tag
 
 DOCKER_HUB = "docker.io"
@@ -109,20 +111,24 @@ class Credentials:
 
 
 def config_credentials(config: t.Any, keys: t.Sequence[str], origin: str) -> Credentials | str | None:
-    """What a config.json or auth.json holds for a registry: credentials, the name of the credential helper
-    `credHelpers` names for it, or None. A `credsStore` for every registry is passed over: anonymous access."""
+    """What a config.json or auth.json holds for a registry, as Docker reads it: the name of the credential helper to
+    ask (`credHelpers` for this registry, else the `credsStore` of every registry), else the `auths` entry's credentials,
+    else None."""
     if not isinstance(config, dict):
         return None
+    helpers = config.get("credHelpers") if isinstance(config.get("credHelpers"), dict) else {}
+    for key in keys:
+        if isinstance(helpers.get(key), str) and helpers[key]:
+            return helpers[key]
+    store = config.get("credsStore")
+    if isinstance(store, str) and store:
+        return store
     auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
     for key in keys:
         entry = auths.get(key)
         found = _entry_credentials(entry, f"{origin} (auths.{key})") if isinstance(entry, dict) else None
         if found is not None:
             return found
-    helpers = config.get("credHelpers") if isinstance(config.get("credHelpers"), dict) else {}
-    for key in keys:
-        if isinstance(helpers.get(key), str) and helpers[key]:
-            return helpers[key]
     return None
 
 
@@ -137,3 +143,29 @@ def _entry_credentials(entry: dict, origin: str) -> Credentials | None:
     except (binascii.Error, UnicodeDecodeError):
         raise ImageRefError(f"{origin}: the auth value is not base64 of user:password; log in again") from None
     return Credentials(username, password, origin) if sep else None
+
+
+# What a credential helper prints on stdout when it holds nothing for the registry (docker-credential-helpers' ErrCredentialsNotFound).
+HELPER_NOT_FOUND = "credentials not found in native keychain"
+
+
+def helper_credentials(rc: int, stdout: str, helper: str) -> Credentials | None:
+    """A credential helper's answer to `get`: credentials, or None when it holds none for the registry (anonymous access,
+    as Docker reads it). Any other failure, or an identity token (which only Docker's own login flow can use), is an error."""
+    program = f"docker-credential-{helper}"
+    if rc != 0:
+        if HELPER_NOT_FOUND in stdout:
+            return None
+        raise PullError(f"the credential helper {program} failed (exit status {rc}: {stdout.strip()[:200]}); "
+                            "log in again, or give registry_username and registry_password")
+    try:
+        answer = json.loads(stdout)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or not isinstance(answer.get("Secret"), str) or not isinstance(answer.get("Username"), str):
+        raise PullError(f"the credential helper {program} did not answer with JSON of Username and Secret; "
+                            "give registry_username and registry_password")
+    if answer["Username"] == "<token>":
+        raise PullError(f"the credential helper {program} holds an identity token, which a registry login cannot use; "
+                            "give registry_username and registry_password")
+    return Credentials(answer["Username"], answer["Secret"], f"credential helper {program}")

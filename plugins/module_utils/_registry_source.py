@@ -4,7 +4,7 @@
 
 The protocol (bearer-token realms and basic auth, redirects to blob storage, streamed blobs with their digests
 checked) is python-dxf's; this file adds what it leaves to its callers: where credentials come from (the task's
-options, Docker's config.json, the containers auth.json), plain HTTP only where Docker
+options, Docker's config.json and its credential helpers, the containers auth.json), plain HTTP only where Docker
 allows it, and errors in words. Identity first: the manifest names the config digest, the image id; the config blob
 is read only when something is to be created, the layers only when the image is uploaded.
 
@@ -30,7 +30,9 @@ from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref impo
     Credentials,
     RegistryRef,
     config_credentials,
+    helper_credentials,
 )
+from ansible_collections.arvados.cluster.plugins.module_utils._task import RunCommand
 from ansible_collections.arvados.cluster.plugins.module_utils._tar_stream import READ_CHUNK_SIZE, open_chunk_stream
 
 try:
@@ -72,14 +74,15 @@ def check_registry_options(params: t.Mapping[str, t.Any]) -> None:
 # Credentials.
 # ---------------------------------------------------------------------------------------------------------
 
-def find_credentials(params: t.Mapping[str, t.Any], ref: RegistryRef) -> Credentials | None:
-    """The task's credentials, else Docker's saved login, else the containers auth.json's; None for anonymous access."""
+def find_credentials(params: t.Mapping[str, t.Any], ref: RegistryRef, run_command: RunCommand | None) -> Credentials | None:
+    """The task's credentials, else Docker's saved login (a credential helper's included), else the containers
+    auth.json's; None for anonymous access."""
     if params.get("registry_username"):
         return Credentials(params["registry_username"], params["registry_password"], "registry_username/registry_password")
     for path in _credential_files():
         found = config_credentials(_read_json_file(path), ref.credential_keys(), path)
         if isinstance(found, str):
-            return _ask_helper(found, ref)
+            return _ask_helper(found, ref, run_command)
         if found is not None:
             return found
     return None
@@ -106,11 +109,18 @@ def _read_json_file(path: str) -> t.Any:
         raise PullError(f"cannot read the registry logins in {path} ({exc}); fix or remove the file, or give registry_username") from None
 
 
-def _ask_helper(helper: str, ref: RegistryRef) -> t.NoReturn:
-    # Running docker-credential-<helper> from module code is not done here (modules run commands through AnsibleModule);
-    # say so rather than read the registry anonymously.
-    raise PullError(f"Docker's config names the credential helper docker-credential-{helper} for {ref.host}, which this module "
-                    "does not run; give registry_username and registry_password")
+def _ask_helper(helper: str, ref: RegistryRef, run_command: RunCommand | None) -> Credentials | None:
+    """`docker-credential-<helper> get` with the registry's key on stdin, as Docker asks it."""
+    program = f"docker-credential-{helper}"
+    if run_command is None:
+        raise PullError(f"Docker's config names the credential helper {program} for {ref.host}, which cannot run here; "
+                        "give registry_username and registry_password")
+    try:
+        rc, stdout, _stderr = run_command([program, "get"], ref.credential_keys()[0])
+    except OSError as exc:
+        raise PullError(f"the credential helper {program} that Docker's config names for {ref.host} did not run "
+                        f"({exc.strerror or exc}); install it, or give registry_username and registry_password") from None
+    return helper_credentials(rc, stdout, helper)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -219,10 +229,11 @@ class RegistryClient:
 class RegistrySource:
     """The image `ref` names in its registry, for `platform` (default linux/amd64) of a multi-platform index."""
 
-    def __init__(self, params: t.Mapping[str, t.Any], ref: RegistryRef) -> None:
+    def __init__(self, params: t.Mapping[str, t.Any], ref: RegistryRef, run_command: RunCommand | None = None) -> None:
         self.ref = ref
         self.platform = parse_platform(params.get("platform") or DEFAULT_PLATFORM)
-        self.client = RegistryClient(ref, find_credentials(params, ref), params.get("registry_ca_path"), params.get("registry_insecure"))
+        credentials = find_credentials(params, ref, run_command)
+        self.client = RegistryClient(ref, credentials, params.get("registry_ca_path"), params.get("registry_insecure"))
         self.manifest_digest: str | None = None
         self._image: RegistryImage | None = None
         self._config: bytes | None = None

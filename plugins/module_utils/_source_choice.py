@@ -70,7 +70,7 @@ def image_source(context: t.Any, ref: ImageRef) -> t.Any:
     """The source the task's options name: an archive, a registry, a pull (none in check mode), or the local daemon."""
     params = context.params
     if params["source"] == "registry":
-        return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0])
+        return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0], context.run_command)
     if params["source"] == "archive":
         return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"], warn=context.warn)
     reference = ref.repo_tag or ref.image_id_prefix

@@ -119,8 +119,11 @@ options:
       - Without O(registry_username) and O(registry_password), the login saved for the registry is used, from Docker's
         C(config.json) (in E(DOCKER_CONFIG), else C(~/.docker)), then the containers
         C(auth.json) (E(REGISTRY_AUTH_FILE), C($XDG_RUNTIME_DIR/containers/auth.json),
-        C(~/.config/containers/auth.json)); else the registry is read anonymously. A credential helper that Docker's
-        C(config.json) names for the registry is not run; the task fails asking for O(registry_username) instead.
+        C(~/.config/containers/auth.json)); else the registry is read anonymously.
+      - As Docker reads a C(config.json), a credential helper named for the registry in C(credHelpers), else the
+        C(credsStore) of every registry, is asked first (C(docker-credential-<helper> get) with the registry on its
+        standard input, on the host the module runs on); a helper that holds nothing for the registry means anonymous
+        access, a helper that is not installed fails the task.
       - Registries that use bearer-token realms (Docker Hub, quay.io) and basic auth are both supported.
     type: str
   registry_password:

@@ -5,6 +5,7 @@ on plain HTTP on 127.0.0.1), and the registries' own logs count the blob reads.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import typing as t
@@ -16,6 +17,7 @@ from cluster import ClusterView
 from harness.docker_env import Registry
 from harness.registries import PASSWORD, USERNAME, SecureRegistry
 from hosts import Host
+from playbooks import BIN, EXECUTIONS
 
 NO_DAEMON = "unix:///nonexistent/docker.sock"
 IMAGE_LINKS = ("docker_image_hash", "docker_image_repo+tag")
@@ -55,9 +57,9 @@ def registry_args(registry: SecureRegistry, name: str, project: str, **extra: t.
     return args
 
 
-def run(host: Host, args: dict[str, t.Any], **options: t.Any) -> t.Any:
+def run(host: Host, args: dict[str, t.Any], env: t.Mapping[str, str] | None = None, **options: t.Any) -> t.Any:
     """One run with DOCKER_HOST pointing at nothing; the registry password is a secret that must never show."""
-    outcome = host.module(args, env={"DOCKER_HOST": NO_DAEMON}, **options)
+    outcome = host.module(args, env={"DOCKER_HOST": NO_DAEMON, **(env or {})}, **options)
     assert PASSWORD not in outcome.everything(), outcome.describe()
     return outcome
 
@@ -211,3 +213,64 @@ def test_stored_archive_loads_under_the_same_id(host, images, dockerd, basic_reg
     assert "loaded" in ran.stdout
     inspected = subprocess.run(["/usr/bin/skopeo", "inspect", "--raw", f"docker-archive:{archive}"], capture_output=True, text=True, check=False)
     assert inspected.returncode == 0 and built.image_id in inspected.stdout, inspected.stderr
+
+
+HELPER = """#!/bin/sh
+# docker-credential-helpers' protocol: `get` reads the registry on stdin, answers JSON, or says it holds nothing.
+[ "$1" = get ] || exit 2
+server=$(cat)
+printf '%s|' "$server" >> "{log}"
+if [ "$server" = "{address}" ]; then
+  printf '{{"ServerURL": "%s", "Username": "{username}", "Secret": "{password}"}}' "$server"
+else
+  echo "credentials not found in native keychain"
+  exit 1
+fi
+"""
+
+
+def helper_env(tmp_path: pathlib.Path, config: dict[str, t.Any], address: str) -> tuple[dict[str, str], pathlib.Path]:
+    """DOCKER_CONFIG holding `config`, and docker-credential-arvtest on PATH answering for `address`; its log of requests."""
+    bin_dir, docker_dir, log = tmp_path / "helper-bin", tmp_path / "docker-config", tmp_path / "helper.log"
+    bin_dir.mkdir()
+    docker_dir.mkdir()
+    helper = bin_dir / "docker-credential-arvtest"
+    helper.write_text(HELPER.format(log=log, address=address, username=USERNAME, password=PASSWORD), encoding="utf-8")
+    helper.chmod(0o755)
+    (docker_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    env = {"DOCKER_HOST": NO_DAEMON, "DOCKER_CONFIG": str(docker_dir), "PATH": f"{bin_dir}:{BIN}:{os.environ['PATH']}"}
+    return env, log
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+@pytest.mark.parametrize("store", ["credHelpers", "credsStore"])
+def test_credential_helper_gives_the_login(store, execution, host, images, dockerd, token_registry, project, tmp_path):
+    """A credential helper named for the registry, or as the store of every registry, is asked as Docker asks it: `get`
+    with the registry on stdin; its login passes the token realm. Run in the controller and shipped alike."""
+    built = images.build(f"faults/registry-helper-{store.lower()}-{execution}", "1.0", size=50_000)
+    token_registry.push(dockerd, built.ref)
+    address = token_registry.address
+    config = {"credHelpers": {address: "arvtest"}} if store == "credHelpers" else {"credsStore": "arvtest", "auths": {address: {}}}
+    env, log = helper_env(tmp_path, config, address)
+    args = {"name": f"{address}/{built.ref}", "source": "registry", "project_uuid": project,
+            "registry_ca_path": str(token_registry.ca_path)}
+    checked = run(host, args, env=env, check=True)
+    assert checked.result["changed"] and checked.result["image_id"] == built.image_id, checked.describe()
+    assert log.read_text(encoding="utf-8") == f"{address}|"
+    assert host.runner.executions_seen == {execution}
+
+
+def test_credential_helper_without_a_login_or_not_installed(host, images, dockerd, basic_registry, project, tmp_path):
+    """A helper that holds nothing for the registry means anonymous access, which this registry refuses; a helper that is
+    not installed fails naming it."""
+    built = images.build("faults/registry-helper-none", "1.0", size=50_000)
+    basic_registry.push(dockerd, built.ref)
+    env, log = helper_env(tmp_path, {"credsStore": "arvtest"}, "elsewhere.example:5000")
+    args = {"name": f"{basic_registry.address}/{built.ref}", "source": "registry", "project_uuid": project,
+            "registry_ca_path": str(basic_registry.ca_path)}
+    anonymous = run(host, args, env=env)
+    assert anonymous.failed and "anonymous access" in anonymous.msg and "registry_username" in anonymous.msg, anonymous.describe()
+    assert log.read_text(encoding="utf-8") == f"{basic_registry.address}|"
+    (pathlib.Path(env["DOCKER_CONFIG"]) / "config.json").write_text(json.dumps({"credsStore": "absent"}), encoding="utf-8")
+    missing = run(host, args, env=env)
+    assert missing.failed and "docker-credential-absent" in missing.msg and "install it" in missing.msg, missing.describe()

@@ -19,6 +19,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._registry_archive 
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import (
     Credentials,
     config_credentials,
+    helper_credentials,
     parse_registry_name,
 )
 
@@ -54,8 +55,20 @@ def test_saved_logins_under_dockers_keys():
     assert "s3cret" not in repr(found)
     keys = parse_registry_name("registry.example:5000/x", None)[0].credential_keys()
     assert config_credentials({"credHelpers": {"registry.example:5000": "pass"}, "credsStore": "desktop"}, keys, "c") == "pass"
-    assert config_credentials({"credsStore": "desktop"}, keys, "c") is None
+    assert config_credentials({"credsStore": "desktop", "auths": {"registry.example:5000": {"auth": encoded}}}, keys, "c") == "desktop"
     assert config_credentials({"auths": {"other:5000": {"auth": encoded}}}, keys, "c") is None
+
+
+def test_credential_helper_answers():
+    found = helper_credentials(0, '{"ServerURL": "r:5000", "Username": "alice", "Secret": "s3cret"}', "pass")
+    assert (found.username, found.password, found.origin) == ("alice", "s3cret", "credential helper docker-credential-pass")
+    assert helper_credentials(1, "credentials not found in native keychain\n", "pass") is None
+    with pytest.raises(PullError, match="docker-credential-pass failed .exit status 3: locked"):
+        helper_credentials(3, "locked\n", "pass")
+    with pytest.raises(PullError, match="identity token"):
+        helper_credentials(0, '{"Username": "<token>", "Secret": "refresh"}', "pass")
+    with pytest.raises(PullError, match="JSON of Username and Secret"):
+        helper_credentials(0, "not json", "pass")
 
 
 def _manifest(layers: list[dict]) -> dict:
