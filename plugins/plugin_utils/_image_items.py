@@ -24,17 +24,18 @@ from ansible_collections.arvados.cluster.plugins.module_utils._projects import c
 
 @dataclasses.dataclass(frozen=True)
 class ItemField:
-    """One key of an item: `str` or `bool`, and its choices when it has some."""
+    """One key of an item: `str` or `bool`, its choices when it has some, and whether its value is a secret (never shown)."""
 
     kind: str = "str"
     choices: tuple[str, ...] = ()
+    secret: bool = False
 
 
 # Every key an item takes, as meta/argument_specs.yml documents them.
 ITEM_FIELDS: dict[str, ItemField] = {
     "name": ItemField(),
     "tag": ItemField(),
-    "source": ItemField(choices=("local", "pull", "archive")),
+    "source": ItemField(choices=("local", "pull", "archive", "registry")),
     "archive_path": ItemField(),
     "pull": ItemField(choices=("always", "missing")),
     "platform": ItemField(),
@@ -42,7 +43,12 @@ ITEM_FIELDS: dict[str, ItemField] = {
     "force": ItemField("bool"),
     "verify": ItemField("bool"),
     "exclusive": ItemField("bool"),
+    "registry_username": ItemField(),
+    "registry_password": ItemField(secret=True),
+    "registry_ca_path": ItemField(),
+    "registry_insecure": ItemField("bool"),
 }
+REGISTRY_KEYS = ("registry_username", "registry_password", "registry_ca_path", "registry_insecure")
 
 
 class ItemProblem(Exception):
@@ -79,6 +85,7 @@ def check_item(item: t.Any, default_source: str) -> None:
         _check_value(key, value)
     _check_name(item["name"], item.get("tag"))
     _check_source(item.get("source") or default_source, item.get("archive_path"))
+    _check_registry_keys(item, item.get("source") or default_source)
     _check_module_rules(item)
 
 
@@ -100,7 +107,8 @@ def _check_value(key: str, value: t.Any) -> None:
             return
         raise ItemProblem(key, f"expected true or false, got {_kind(value)}")
     if not isinstance(value, str):
-        raise ItemProblem(key, f"expected a string, got {_kind(value)}; quote it (YAML reads 1.10 as the number 1.1)")
+        got = _kind(value).split(" ", 1)[0] if field.secret else _kind(value)
+        raise ItemProblem(key, f"expected a string, got {got}; quote it (YAML reads 1.10 as the number 1.1)")
     if field.choices and value and value not in field.choices:
         close = difflib.get_close_matches(value, field.choices, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -132,6 +140,12 @@ def _check_source(source: str, archive_path: str | None) -> None:
         raise ItemProblem("archive_path", "source archive needs archive_path, the path of a `docker save` archive on the host that runs the module")
     if archive_path and source != "archive":
         raise ItemProblem("archive_path", f"only read with source: archive, but the source is {source}; set source: archive or drop archive_path")
+
+
+def _check_registry_keys(item: dict, source: str) -> None:
+    given = [key for key in REGISTRY_KEYS if item.get(key) not in (None, False, "")]
+    if given and source != "registry":
+        raise ItemProblem(given[0], f"only read with source: registry, but the source is {source}; set source: registry or drop it")
 
 
 def _check_module_rules(item: dict) -> None:

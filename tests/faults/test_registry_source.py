@@ -274,3 +274,31 @@ def test_credential_helper_without_a_login_or_not_installed(host, images, docker
     (pathlib.Path(env["DOCKER_CONFIG"]) / "config.json").write_text(json.dumps({"credsStore": "absent"}), encoding="utf-8")
     missing = run(host, args, env=env)
     assert missing.failed and "docker-credential-absent" in missing.msg and "install it" in missing.msg, missing.describe()
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_the_role_with_registry_items_never_shows_the_password(execution, host, images, dockerd, basic_registry, token_registry,
+                                                               project, admin_view):
+    """One item with its own login and CA, one with the role's; at -vvv, the password shows nowhere, in the real run or
+    the re-run (which trusts the listing and runs no module)."""
+    own = images.build(f"faults/registry-role-own-{execution}", "1.0", size=60_000)
+    shared = images.build(f"faults/registry-role-shared-{execution}", "1.0", size=70_000)
+    basic_registry.push(dockerd, own.ref)
+    token_registry.push(dockerd, shared.ref)
+    items = [{"name": f"{basic_registry.address}/{own.ref}", "registry_username": USERNAME, "registry_password": PASSWORD,
+              "registry_ca_path": str(basic_registry.ca_path)},
+             {"name": f"{token_registry.address}/{shared.ref}"}]
+    role_vars = {"docker_images_items": items, "docker_images_project_uuid": project, "docker_images_source": "registry",
+                 "docker_images_registry_username": USERNAME, "docker_images_registry_password": PASSWORD,
+                 "docker_images_registry_ca_path": str(token_registry.ca_path), "docker_images_docker_host": NO_DAEMON,
+                 **{f"docker_images_{key}": value for key, value in host.connection_args().items()}}
+    tasks = [{"name": "the role", "ansible.builtin.include_role": {"name": "arvados.cluster.docker_images"}, "vars": role_vars},
+             {"name": "task under test", "ansible.builtin.debug": {"msg": "{{ docker_images_collections }}"}}]
+    for expected_changed in (True, False):
+        role_run = host.checked(host.runner.run(tasks, env={**host.env(), "DOCKER_HOST": NO_DAEMON}))
+        assert role_run.first_failure() is None, role_run.describe()
+        assert PASSWORD not in role_run.everything(), "the registry password showed"
+        published = role_run.results["task under test"]["msg"]
+        assert [(image["image_id"], image["changed"]) for image in published] == [(own.image_id, expected_changed),
+                                                                                 (shared.image_id, expected_changed)]
+    assert host.runner.executions_seen == {execution}

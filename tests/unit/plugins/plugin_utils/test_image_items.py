@@ -22,6 +22,8 @@ ROLE = pathlib.Path(__file__).resolve().parents[4] / "roles" / "docker_images"
     [{"name": "docker.io/team/tiny", "tag": "1.0", "source": "pull", "pull": "always", "platform": "linux/arm64/v8",
       "project_uuid": "zzzzz-j7d0g-0123456789abcde", "force": "yes", "verify": True}],
     [{"name": "team/tiny:1.0", "source": "archive", "archive_path": "/srv/tiny.tar"}],
+    [{"name": "registry.example:5000/team/tiny:1.0", "source": "registry", "registry_username": "u", "registry_password": "p",
+      "registry_ca_path": "/etc/ca.pem", "registry_insecure": "no", "platform": "linux/arm64"}],
     [{"name": "team/tiny:1.0", "tag": None, "source": "", "project_uuid": "", "platform": None, "force": 0}],
 ])
 def test_good_items_have_no_problems(items):
@@ -32,7 +34,8 @@ def test_good_items_have_no_problems(items):
     ({"nmae": "team/tiny:1.0"}, "docker_images_items[0]: unknown key 'nmae'; did you mean 'name'?"),
     ({"name": "team/tiny:1.0", "archive_pth": "/x.tar"}, "docker_images_items[0]: unknown key 'archive_pth'; did you mean 'archive_path'?"),
     ({"name": "team/tiny:1.0", "zzz": 1},
-     "docker_images_items[0]: unknown key 'zzz'; the keys are archive_path, exclusive, force, name, platform, project_uuid, pull, source, tag, verify"),
+     "docker_images_items[0]: unknown key 'zzz'; the keys are archive_path, exclusive, force, name, platform, project_uuid, pull, "
+     "registry_ca_path, registry_insecure, registry_password, registry_username, source, tag, verify"),
     ({"tag": "1.0"}, "docker_images_items[0]: no name; give the image as name: repo:tag"),
     ("team/tiny:1.0", "docker_images_items[0]: expected a dictionary such as {name: 'repo:tag'}, got string 'team/tiny:1.0'"),
     ({"name": "Team/Tiny:1.0"}, "docker_images_items[0].name: repository name 'Team/Tiny' must be lowercase; use 'team/tiny'."),
@@ -48,7 +51,7 @@ def test_good_items_have_no_problems(items):
                                          "and holds only letters, digits, '_', '.' and '-'."),
     ({"name": "team/tiny:2", "tag": "1"}, "docker_images_items[0].tag: name 'team/tiny:2' includes tag '2' but option tag is '1'; give "
                                           "the tag in only one of name and tag, or make them the same."),
-    ({"name": "team/tiny", "source": "arhcive"}, "docker_images_items[0].source: 'arhcive' is not one of local, pull, archive; "
+    ({"name": "team/tiny", "source": "arhcive"}, "docker_images_items[0].source: 'arhcive' is not one of local, pull, archive, registry; "
                                                  "did you mean 'archive'?"),
     ({"name": "team/tiny", "pull": "never"}, "docker_images_items[0].pull: 'never' is not one of always, missing"),
     ({"name": "team/tiny", "force": "maybe"}, "docker_images_items[0].force: expected true or false, got string 'maybe'"),
@@ -59,6 +62,10 @@ def test_good_items_have_no_problems(items):
     ({"name": "team/tiny", "project_uuid": "my project"}, "docker_images_items[0].project_uuid: 'my project' is not an Arvados uuid "
                                                           "(such as zzzzz-j7d0g-0123456789abcde): give the uuid of a project, or leave "
                                                           "project_uuid out for the token user's home project"),
+    ({"name": "team/tiny", "source": "pull", "registry_ca_path": "/ca.pem"},
+     "docker_images_items[0].registry_ca_path: only read with source: registry, but the source is pull; set source: registry or drop it"),
+    ({"name": "team/tiny", "source": "registry", "registry_password": 20250101},
+     "docker_images_items[0].registry_password: expected a string, got number; quote it (YAML reads 1.10 as the number 1.1)"),
     ({"name": "team/tiny", "platform": "linux"}, "docker_images_items[0].platform: 'linux' is not os/architecture[/variant], e.g. linux/amd64"),
 ])
 def test_a_bad_item_is_one_line_naming_its_index_and_key(item, line):
