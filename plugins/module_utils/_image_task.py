@@ -63,7 +63,12 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     server_choice,
     server_term,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import REGISTRY_SPEC, check_registry_options
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import (
+    REGISTRY_SPEC,
+    RecordedImage,
+    check_registry_options,
+    recorded_image,
+)
 from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, image_source, task_image_ref, with_source_details
 from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem
 from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskContext
@@ -159,7 +164,8 @@ class DockerImageTask:
     # ---- present ----------------------------------------------------------------------------------------
 
     def ensure_present(self, project_uuid: str) -> None:
-        source, identity = identify_image(self.context, self.ref, self.cluster_identity)
+        source, identity = identify_image(self.context, self.ref, self.cluster_identity,
+                                          recorded=lambda reference: self.registry_record(reference, project_uuid))
         self.result["pulled"] = bool(getattr(source, "pulled", False))
         if identity is None:
             self.result.update(changed=True, image_id=None, actions=[f"pull {self.ref.repo_tag} and store it in project {project_uuid}"])
@@ -187,6 +193,13 @@ class DockerImageTask:
             return None
         created = winner.link.properties.get("image_timestamp", "") if winner.link else ""
         return ImageIdentity(image_id=winner.image_id, created=created, repo_tags=[self.ref.repo_tag])
+
+    def registry_record(self, reference: str, project_uuid: str) -> RecordedImage | None:
+        """What the project's `repo:tag` collections record of the registry `reference` they were stored from."""
+        if not self.ref.repo_tag:
+            return None
+        links = self.reader.project_tag_links(self.ref.repo_tag, project_uuid)
+        return recorded_image(self.reader.collections(link.head_uuid for link in links), links, reference)
 
     def check_image_format(self) -> None:
         formats = self.client.docker_image_formats()

@@ -6,7 +6,9 @@ The protocol (bearer-token realms and basic auth, redirects to blob storage, str
 checked) is python-dxf's; this file adds what it leaves to its callers: where credentials come from (the task's
 options, Docker's config.json and its credential helpers, the containers auth.json), plain HTTP only where Docker
 allows it, and errors in words. Identity first: the manifest names the config digest, the image id; the config blob
-is read only when something is to be created, the layers only when the image is uploaded.
+is read only when something is to be created, the layers only when the image is uploaded. What a project's collection
+records of the reference it was stored from stands in for the registry with `pull: missing`, and for the manifest
+when a HEAD request says the tag still names the same manifest with `pull: always`.
 
 Private to the collection: its interface may change without notice.
 """
@@ -14,9 +16,11 @@ Private to the collection: its interface may change without notice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import traceback
 import typing as t
@@ -25,6 +29,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._archive_check imp
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArchiveError, ImageSourceError, OptionError, PullError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity, config_created, config_object, is_image_index
 from ansible_collections.arvados.cluster.plugins.module_utils._platform import parse_platform, select_platform_descriptor
+from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection, ImageLink
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_archive import RegistryImage, archive_chunks, parse_image_manifest
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import (
     Credentials,
@@ -57,6 +62,7 @@ MANIFEST_SIZE_LIMIT = 4 * 1024 * 1024
 # Collection properties recording where an image came from, so a later run can tell whether the tag moved.
 MANIFEST_DIGEST_PROPERTY = "docker-image-manifest-digest"
 REFERENCE_PROPERTY = "docker-image-registry-reference"
+_STORED_NAME = re.compile(r"(sha256:[0-9a-f]{64})\.tar")
 CREDENTIALS_HINT = "check registry_username and registry_password (or the login in Docker's config.json or the containers auth.json)"
 
 
@@ -68,6 +74,31 @@ def check_registry_options(params: t.Mapping[str, t.Any]) -> None:
                           f"set source: registry or drop {', '.join(given)}")
     if params["source"] == "registry" and bool(params.get("registry_username")) != bool(params.get("registry_password")):
         raise OptionError("registry_username and registry_password go together: give both, or neither to use the saved logins")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedImage:
+    """What a project's collection records of the image a registry reference named when it was stored."""
+
+    image_id: str
+    manifest_digest: str
+    created: str
+
+
+# Given a registry reference (host/repo:tag), what the project's collection tagged with it records; None when none does.
+RecordedLookup = t.Callable[[str], t.Optional[RecordedImage]]
+
+
+def recorded_image(collections: t.Iterable[ImageCollection], tag_links: t.Iterable[ImageLink], reference: str) -> RecordedImage | None:
+    """The image the project's `repo:tag` collections record as stored from `reference`; None unless they agree on one."""
+    created = {link.head_uuid: str(link.properties.get("image_timestamp") or "") for link in tag_links}
+    found = set()
+    for collection in collections:
+        stored = _STORED_NAME.fullmatch(collection.file_names[0]) if len(collection.file_names) == 1 else None
+        digest = collection.properties.get(MANIFEST_DIGEST_PROPERTY)
+        if stored and isinstance(digest, str) and collection.properties.get(REFERENCE_PROPERTY) == reference:
+            found.add(RecordedImage(stored.group(1), digest, created.get(collection.uuid, "")))
+    return found.pop() if len(found) == 1 else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -180,6 +211,11 @@ class RegistryClient:
             raise PullError(f"the manifest {reference} of {self.ref} is {len(raw)} bytes; a manifest is small, the registry is broken")
         return raw, "sha256:" + hashlib.sha256(raw).hexdigest()
 
+    def manifest_digest(self, reference: str) -> str | None:
+        """The digest of the manifest `reference` names, from a HEAD request (no manifest read); None when not sent."""
+        digest, _response = self.call(f"ask the manifest digest {reference} of", lambda dxf: dxf.head_manifest_and_response(reference))
+        return digest
+
     def blob_chunks(self, digest: str) -> t.Iterator[bytes]:
         """A blob, a chunk at a time; python-dxf checks its digest at its end."""
         what = f"read blob {digest} of"
@@ -227,20 +263,39 @@ class RegistryClient:
 # ---------------------------------------------------------------------------------------------------------
 
 class RegistrySource:
-    """The image `ref` names in its registry, for `platform` (default linux/amd64) of a multi-platform index."""
+    """The image `ref` names in its registry, for `platform` (default linux/amd64) of a multi-platform index.
 
-    def __init__(self, params: t.Mapping[str, t.Any], ref: RegistryRef, run_command: RunCommand | None = None) -> None:
+    `pull: missing` takes the image the project's collection records for the same reference, asking the registry
+    nothing; `pull: always` asks for the manifest digest (HEAD) and takes the recorded image only when it is the same.
+    """
+
+    def __init__(self, params: t.Mapping[str, t.Any], ref: RegistryRef, run_command: RunCommand | None = None,
+                 recorded: RecordedLookup | None = None) -> None:
         self.ref = ref
         self.platform = parse_platform(params.get("platform") or DEFAULT_PLATFORM)
+        self.always = params.get("pull") == "always"
         credentials = find_credentials(params, ref, run_command)
         self.client = RegistryClient(ref, credentials, params.get("registry_ca_path"), params.get("registry_insecure"))
         self.manifest_digest: str | None = None
+        self._recorded = recorded
         self._image: RegistryImage | None = None
         self._config: bytes | None = None
 
     def identify(self) -> ImageIdentity:
+        recorded = self._recorded_image()
+        if recorded is not None:
+            self.manifest_digest = recorded.manifest_digest  # bytes, if needed, are read by this digest: the image recorded
+            return ImageIdentity(image_id=recorded.image_id, created=recorded.created, repo_tags=[])
         image = self._registry_image()
         return ImageIdentity(image_id=image.image_id, created="", repo_tags=[], size=image.archive_size())
+
+    def _recorded_image(self) -> RecordedImage | None:
+        if self.ref.digest or self._recorded is None:
+            return None
+        recorded = self._recorded(str(self.ref))
+        if recorded is None or (self.always and self.client.manifest_digest(self.ref.reference) != recorded.manifest_digest):
+            return None
+        return recorded
 
     def provenance(self) -> dict[str, str]:
         """Properties recording where the image came from: the manifest digest the reference named, and the reference."""
@@ -259,10 +314,11 @@ class RegistrySource:
 
     def _registry_image(self) -> RegistryImage:
         if self._image is None:
-            raw, digest = self.client.manifest(self.ref.reference)
-            if self.ref.digest and digest != self.ref.digest:
-                raise PullError(f"registry {self.ref.host} served a manifest with digest {digest} for {self.ref}; it is not the one "
-                                "name pins, the registry is broken or hostile")
+            expected = self.ref.digest or self.manifest_digest
+            raw, digest = self.client.manifest(expected or self.ref.reference)
+            if expected and digest != expected:
+                raise PullError(f"registry {self.ref.host} served a manifest with digest {digest} for {self.ref}, not {expected}; "
+                                "the registry is broken or hostile")
             self.manifest_digest = digest
             document = self._parse(raw, self.ref.reference)
             if is_image_index(document):

@@ -21,18 +21,19 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import 
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import COPY, CREATE_LINK, UPLOAD, Action, DesiredImage
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import parse_registry_name
-from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RegistrySource
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RecordedLookup, RegistrySource
 
 ClusterIdentity = t.Callable[[], t.Optional[ImageIdentity]]
 
 
-def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdentity) -> tuple[t.Any, ImageIdentity | None]:
+def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdentity,
+                   recorded: RecordedLookup | None = None) -> tuple[t.Any, ImageIdentity | None]:
     """The image's source and its id and creation time; the source is None when the identity came from the cluster.
 
     The identity is None only in check mode, for an image that would be pulled and that neither the daemon nor the
     cluster has.
     """
-    source = image_source(context, ref)
+    source = image_source(context, ref, recorded)
     try:
         return source, source.identify()
     except (DaemonUnavailable, ImageNotFound) as exc:
@@ -66,11 +67,12 @@ def with_source_details(desired: DesiredImage, source: t.Any, actions: list[Acti
     return dataclasses.replace(desired, image_timestamp=desired.image_timestamp or source.created() or None, properties=properties)
 
 
-def image_source(context: t.Any, ref: ImageRef) -> t.Any:
-    """The source the task's options name: an archive, a registry, a pull (none in check mode), or the local daemon."""
+def image_source(context: t.Any, ref: ImageRef, recorded: RecordedLookup | None = None) -> t.Any:
+    """The source the task's options name: an archive, a registry (with what the project records of it), a pull (none in
+    check mode), or the local daemon."""
     params = context.params
     if params["source"] == "registry":
-        return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0], context.run_command)
+        return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0], context.run_command, recorded)
     if params["source"] == "archive":
         return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"], warn=context.warn)
     reference = ref.repo_tag or ref.image_id_prefix

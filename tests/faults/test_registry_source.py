@@ -98,11 +98,49 @@ def test_upload_then_no_op_reads_no_blob(request, registry_kind, host, images, d
     assert collection["properties"]["docker-image-manifest-digest"] == registry.manifest_digest(built.repo, built.tag)
     assert admin_view.image_links(project), "links were created"
 
-    gets, manifests = blob_gets(registry), count_requests(registry, "GET", "/manifests/")
+    # pull: missing (the default): the project's collection records this reference; the registry is not asked.
+    asked = registry_requests(registry)
     again = run(host, args)
     assert not again.result["changed"] and again.result["image_id"] == built.image_id, again.describe()
+    assert registry_requests(registry) == asked, "pull: missing asked the registry"
+
+    # pull: always: one HEAD of the manifest, no manifest or blob read.
+    gets, manifests, heads = blob_gets(registry), count_requests(registry, "GET", "/manifests/"), count_requests(registry, "HEAD", "/manifests/")
+    always = run(host, {**args, "pull": "always"})
+    assert not always.result["changed"] and always.result["image_id"] == built.image_id, always.describe()
     assert blob_gets(registry) == gets, "a no-op read a blob"
-    assert count_requests(registry, "GET", "/manifests/") - manifests == 1
+    assert count_requests(registry, "GET", "/manifests/") == manifests
+    assert count_requests(registry, "HEAD", "/manifests/") - heads == 1
+
+
+def registry_requests(registry: Registry) -> int:
+    """Every request the registry logged, whatever its method and answer."""
+    return sum(1 for line in registry.log_path.read_text(encoding="utf-8", errors="replace").splitlines() if "response completed" in line)
+
+
+def test_pull_always_sees_the_tag_pushed_anew(host, images, dockerd, basic_registry, project, admin_view):
+    """After the tag is pushed anew, check mode with pull: always says changed with the new id (one HEAD, then the new
+    manifest); pull: missing keeps the image the project recorded for the reference, asking the registry nothing."""
+    first = images.build("faults/registry-moved", "1.0", size=60_000, seed=11)
+    basic_registry.push(dockerd, first.ref)
+    args = registry_args(basic_registry, first.ref, project)
+    assert run(host, args).result["changed"]
+    second = images.build("faults/registry-moved", "2.0", size=60_000, seed=12)
+    basic_registry.push(dockerd, second.ref, target=first.ref)
+
+    asked = registry_requests(basic_registry)
+    missing = run(host, args, check=True)
+    assert not missing.result["changed"] and missing.result["image_id"] == first.image_id, missing.describe()
+    assert registry_requests(basic_registry) == asked
+
+    before = admin_view.snapshot()
+    always = run(host, {**args, "pull": "always"}, check=True, diff=True)
+    assert always.result["changed"] and always.result["image_id"] == second.image_id, always.describe()
+    assert any("upload image" in action for action in always.result["actions"])
+    nothing_created(admin_view, before)
+    stored = run(host, {**args, "pull": "always"})
+    assert stored.result["changed"] and stored.result["image_id"] == second.image_id, stored.describe()
+    assert stored.result["resolves_to"]["is_this_image"], stored.describe()
 
 
 def test_digest_pinning_links_the_id_only(host, images, dockerd, basic_registry, project, admin_view):

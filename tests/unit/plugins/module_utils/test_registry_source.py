@@ -15,7 +15,9 @@ import pytest
 
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError, PullError
+from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_archive import archive_chunks, parse_image_manifest
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RecordedImage, recorded_image
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import (
     Credentials,
     config_credentials,
@@ -69,6 +71,22 @@ def test_credential_helper_answers():
         helper_credentials(0, '{"Username": "<token>", "Secret": "refresh"}', "pass")
     with pytest.raises(PullError, match="JSON of Username and Secret"):
         helper_credentials(0, "not json", "pass")
+
+
+def _stored(uuid: str, image_hex: str, reference: str, digest: str = DIGEST) -> ImageCollection:
+    properties = {"docker-image-registry-reference": reference, "docker-image-manifest-digest": digest}
+    return ImageCollection(uuid=uuid, portable_data_hash="", owner_uuid="p", file_names=(f"sha256:{image_hex}.tar",), properties=properties)
+
+
+def test_the_image_a_project_records_for_a_reference():
+    reference = "r:5000/team/bwa:1"
+    one = _stored("c1", "11" * 32, reference)
+    assert recorded_image([one], [], reference) == RecordedImage("sha256:" + "11" * 32, DIGEST, "")
+    assert recorded_image([one], [], "r:5000/team/bwa:2") is None  # stored from another reference
+    assert recorded_image([one, _stored("c2", "11" * 32, reference)], [], reference) is not None  # two copies agree
+    assert recorded_image([one, _stored("c3", "22" * 32, reference, "sha256:" + "cd" * 32)], [], reference) is None
+    assert recorded_image([ImageCollection(uuid="c4", portable_data_hash="", owner_uuid="p", file_names=("sha256:x.tar",))], [],
+                          reference) is None
 
 
 def _manifest(layers: list[dict]) -> dict:
