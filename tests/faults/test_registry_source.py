@@ -340,3 +340,25 @@ def test_the_role_with_registry_items_never_shows_the_password(execution, host, 
         assert [(image["image_id"], image["changed"]) for image in published] == [(own.image_id, expected_changed),
                                                                                  (shared.image_id, expected_changed)]
     assert host.runner.executions_seen == {execution}
+
+
+def test_upstream_listing_and_the_lookup_see_an_image_from_a_registry(host, images, dockerd, basic_registry, project, emulator):
+    """Stored from a registry with no daemon, the image is what `arv-keepdocker images` lists and what the lookup
+    resolves its repo:tag to, as for any other upload."""
+    built = images.build("faults/registry-interop", "1.0", size=80_000)
+    basic_registry.push(dockerd, built.ref)
+    stored = run(host, registry_args(basic_registry, built.ref, project))
+    assert stored.result["changed"], stored.describe()
+    repo = f"{basic_registry.address}/{built.repo}"
+
+    env = {**os.environ, "ARVADOS_API_HOST": emulator.api_host, "ARVADOS_API_TOKEN": host.token, "ARVADOS_API_HOST_INSECURE": "1",
+           "DOCKER_HOST": NO_DAEMON}
+    listed = subprocess.run([str(BIN / "arv-keepdocker"), "images"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert [repo, built.tag, built.image_id[:12], stored.result["collection_uuid"]] in [row[:4] for row in rows], listed.stdout
+
+    lookup = (f"{{{{ lookup('arvados.cluster.arvados_docker_image', '{repo}:{built.tag}', project_uuid='{project}', "
+              f"api_host='{emulator.api_host}', api_token='{host.token}', api_insecure=true) }}}}")
+    resolved = host.checked(host.runner.run([{"name": "task under test", "ansible.builtin.debug": {"msg": lookup}}], env=host.env()))
+    assert resolved.results["task under test"]["msg"] == stored.result["portable_data_hash"], resolved.describe()
