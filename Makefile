@@ -35,7 +35,7 @@ help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
-	@echo "make molecule | ee | bench-role | bench-scale"
+	@echo "make molecule | ee | bench-role | bench-scale | bench-registry"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -192,6 +192,14 @@ BENCH_ROLE_ROUNDS ?= 5
 bench-role: deps venv stage
 	$(VENV)/bin/python bench/role_vs_keepdocker.py --images $(BENCH_ROLE_IMAGES) --rounds $(BENCH_ROLE_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role.md --json $(BUILD)/bench-role.json
+
+BENCH_RSS_SIZES_MB ?= 100
+# source: registry against docker pull + arv-keepdocker and skopeo copy + arv-put, from one local registry; no-op
+# re-runs' registry requests; the module's peak RSS at other sizes too. Writes bench/RESULTS-registry.md.
+.PHONY: bench-registry
+bench-registry: deps venv stage
+	$(VENV)/bin/python bench/registry.py --size-mb $(BENCH_SIZE_MB) --rounds 1 --rss-sizes-mb "$(BENCH_RSS_SIZES_MB)" \
+	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-registry.md --json $(BUILD)/bench-registry.json
 
 BENCH_SCALE_SIZES ?= 200,2000,4000
 BENCH_SCALE_ROUNDS ?= 3
