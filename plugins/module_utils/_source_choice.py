@@ -16,7 +16,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._archive_source im
 from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable, ImageNotFound, ImageRefError
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, untagged_hint
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 
 ClusterIdentity = t.Callable[[], t.Optional[ImageIdentity]]
@@ -39,7 +39,8 @@ def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdent
             return source, None
         if identity is None:
             field = "" if isinstance(exc, DaemonUnavailable) else "name: "
-            raise type(exc)(f"{field}{exc}; the cluster does not hold {ref.repo_tag} either") from None
+            untagged = untagged_hint(context.params["name"]) if context.params.get("tag") is None else None
+            raise type(exc)(f"{field}{exc}; the cluster does not hold {ref.repo_tag} either{'; ' + untagged if untagged else ''}") from None
         if not isinstance(source, CheckModePull):
             context.warn(f"{exc}. Using the image the cluster already holds for {ref.repo_tag}: {identity.image_id}.")
         return None, identity
