@@ -74,7 +74,9 @@ notes:
   - Where the server's parsing surprises, this returns what the server does. C(registry.example:5000/team/bwa) without
     a tag does not resolve, because the server splits it into C(registry.example) and C(5000/team/bwa); write
     C(registry.example:5000/team/bwa:latest). Names are not normalised either (C(docker.io/library/debian) is not
-    C(debian)); the P(arvados.cluster.repo_tag#filter) filter gives the stored form.
+    C(debian)); the P(arvados.cluster.repo_tag#filter) filter gives the stored form. A name that finds nothing gets
+    the hints M(arvados.cluster.arvados_docker_image) gives for it (lowercase, the stored form, C(latest) for a name
+    without a tag).
   - A newer upload does not win over an image whose build time is newer, so re-tagging an older image does not make
     the server run it.
   - Image ids are the exception. Under the server's rules C(sha256:<id>) never selects that image (it is split at
