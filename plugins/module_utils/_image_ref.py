@@ -231,7 +231,8 @@ def stored_name_hints(name: str) -> list[str]:
         return []
     repo, tag = split_repo_tag(name)
     looked_for = name if tag is not None else f"{name}:{DEFAULT_TAG}"
-    hints = [hint for hint in (untagged_hint(name),) if hint is not None]
+    untagged = untagged_hint(name)
+    hints = [untagged] if untagged else []
     try:
         stored = parse_image_ref(name).repo_tag
     except ImageRefError:

@@ -39,8 +39,9 @@ def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdent
             return source, None
         if identity is None:
             field = "" if isinstance(exc, DaemonUnavailable) else "name: "
+            message = f"{field}{exc}; the cluster does not hold {ref.repo_tag} either"
             untagged = untagged_hint(context.params["name"]) if context.params.get("tag") is None else None
-            raise type(exc)(f"{field}{exc}; the cluster does not hold {ref.repo_tag} either{'; ' + untagged if untagged else ''}") from None
+            raise type(exc)(f"{message}; {untagged}" if untagged else message) from None
         if not isinstance(source, CheckModePull):
             context.warn(f"{exc}. Using the image the cluster already holds for {ref.repo_tag}: {identity.image_id}.")
         return None, identity
