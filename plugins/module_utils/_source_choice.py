@@ -17,7 +17,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._archive_source im
 from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable, ImageNotFound, ImageRefError
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref, untagged_hint
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import COPY, CREATE_LINK, UPLOAD, Action, DesiredImage
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import parse_registry_name
@@ -44,7 +44,9 @@ def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdent
             return source, None
         if identity is None:
             field = "" if isinstance(exc, DaemonUnavailable) else "name: "
-            raise type(exc)(f"{field}{exc}; the cluster does not hold {ref.repo_tag} either") from None
+            message = f"{field}{exc}; the cluster does not hold {ref.repo_tag} either"
+            untagged = untagged_hint(context.params["name"]) if context.params.get("tag") is None else None
+            raise type(exc)(f"{message}; {untagged}" if untagged else message) from None
         if not isinstance(source, CheckModePull):
             context.warn(f"{exc}. Using the image the cluster already holds for {ref.repo_tag}: {identity.image_id}.")
         return None, identity
