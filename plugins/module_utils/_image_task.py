@@ -80,21 +80,21 @@ def argument_spec() -> dict[str, t.Any]:
     return spec
 
 
-def ensure_image(context: TaskContext) -> dict[str, t.Any]:
-    """Run the task and return its result; a failure raises (see _task.run_task)."""
-    return DockerImageTask(context).run()
+def ensure_image(context: TaskContext, client: ArvadosClient | None = None) -> dict[str, t.Any]:
+    """Run the task and return its result; a failure raises (see _task.run_task). `client`: one shared by several tasks."""
+    return DockerImageTask(context, client).run()
 
 
 class DockerImageTask:
     """Ensures one image's state: identify it, read what the cluster holds, plan, apply, report."""
 
-    def __init__(self, context: TaskContext) -> None:
+    def __init__(self, context: TaskContext, client: ArvadosClient | None = None) -> None:
         self.context = context
         self.params = context.params
         self.ref: ImageRef = parse_image_ref(self.params["name"], self.params["tag"])
         self._check_source_options()
         self.result: dict[str, t.Any] = {"changed": False, "actions": [], "repo": self.ref.repo, "tag": self.ref.tag}
-        self.client: t.Any = None
+        self.client: t.Any = client
         self.reader: t.Any = None
 
     def _check_source_options(self) -> None:
@@ -109,7 +109,7 @@ class DockerImageTask:
     def run(self) -> dict[str, t.Any]:
         if self.params["project_uuid"]:
             check_project_uuid(self.params["project_uuid"])
-        self.client = ArvadosClient(connection_options(self.params.get))
+        self.client = self.client or ArvadosClient(connection_options(self.params.get))
         self.reader = CatalogReader(self.client)
         project_uuid = self.params["project_uuid"] or self.client.current_user()["uuid"]
         self.result["project_uuid"] = project_uuid
