@@ -35,7 +35,7 @@ help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
-	@echo "make molecule | ee | bench-role | bench-scale"
+	@echo "make molecule | ee | bench-role | bench-role-missing | bench-scale"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -191,6 +191,17 @@ BENCH_ROLE_ROUNDS ?= 5
 bench-role: deps venv stage
 	$(VENV)/bin/python bench/role_vs_keepdocker.py --images $(BENCH_ROLE_IMAGES) --rounds $(BENCH_ROLE_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role.md --json $(BUILD)/bench-role.json
+
+BENCH_MISSING_IMAGES ?= 10
+BENCH_MISSING_MB ?= 10
+BENCH_MISSING_ROUNDS ?= 3
+# The docker_images role against a shell loop of arv-keepdocker over images the cluster lacks, each tool its own images;
+# writes bench/RESULTS-role-missing.md.
+.PHONY: bench-role-missing
+bench-role-missing: deps venv stage
+	$(VENV)/bin/python bench/role_missing.py --images $(BENCH_MISSING_IMAGES) --size-mb $(BENCH_MISSING_MB) \
+	  --rounds $(BENCH_MISSING_ROUNDS) --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role-missing.md \
+	  --json $(BUILD)/bench-role-missing.json
 
 BENCH_SCALE_SIZES ?= 200,2000,4000
 BENCH_SCALE_ROUNDS ?= 3

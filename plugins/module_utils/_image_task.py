@@ -16,10 +16,11 @@ import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._apply import ActionRunner, image_lock
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ARVADOS_CONNECTION_SPEC, ArvadosClient, connection_options
+from ansible_collections.arvados.cluster.plugins.module_utils._claim import DEFAULT_CLAIM_TTL, UploadClaim, claimed_plan
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
-from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError, StoredImageError
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError, OptionError, StoredImageError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref
 from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
@@ -56,6 +57,20 @@ from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskC
 IMAGE_FORMAT = "v2"
 
 
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """One read of the cluster for the image, and the plan made from it."""
+
+    view: ClusterView | None
+    holdings: ImageHoldings
+    actions: list[Action]
+    before: dict[str, t.Any]
+
+    @property
+    def kinds(self) -> set[str]:
+        return {action.kind for action in self.actions}
+
+
 def argument_spec() -> dict[str, t.Any]:
     spec: dict[str, t.Any] = {
         "name": {"type": "str", "required": True},
@@ -74,6 +89,7 @@ def argument_spec() -> dict[str, t.Any]:
         "verify": {"type": "bool", "default": False},
         "force_image_format": {"type": "bool", "default": False},
         "purge": {"type": "bool", "default": False},
+        "claim_ttl": {"type": "int", "default": DEFAULT_CLAIM_TTL},
     }
     spec.update(ARVADOS_CONNECTION_SPEC)
     spec.update(DOCKER_CONNECTION_SPEC)
@@ -105,6 +121,8 @@ class DockerImageTask:
             raise ImageSourceError(f"archive_path is only read with source: archive, but source is {source}; set source: archive or drop archive_path")
         if self.params["state"] == "absent" and source == "pull":
             raise ImageSourceError("state: absent never pulls; drop source: pull")
+        if self.params["claim_ttl"] < 1:
+            raise OptionError(f"claim_ttl must be at least 1 (seconds), not {self.params['claim_ttl']}")
 
     def run(self) -> dict[str, t.Any]:
         if self.params["project_uuid"]:
@@ -142,15 +160,23 @@ class DockerImageTask:
         if source is not None:  # an image the cluster already holds goes straight on (DESIGN §3, step 1)
             self.check_image_format()
         desired = self.desired_image(identity, project_uuid)
+        claim = None if self.context.check_mode else UploadClaim(self.client, project_uuid, identity.image_id, self.params["claim_ttl"])
         with image_lock(identity.image_id) if not self.context.check_mode else contextlib.nullcontext():
-            view = self.read_view()
-            holdings = self.reader.image_holdings(identity.image_id, desired.repo_tag, project_uuid)
-            actions = self.plan(desired, holdings, source)
-            before = state_before(holdings, self.choice(view))
-            if actions:
-                check_project(self.client, project_uuid)
-            runner = self.apply(actions, desired, source, holdings)
-        self.report_present(desired, holdings, actions, runner, before, view)
+            with claimed_plan(claim, lambda: self.read_and_plan(desired, source), lambda planned: UPLOAD in planned.kinds,
+                              lambda: self.reader.saved_in_project(identity.image_id, project_uuid)) as planned:
+                runner = self.apply(planned.actions, desired, source, planned.holdings)
+        if claim is not None and claim.waited:
+            self.result["waited_for_upload"] = round(claim.waited, 1)
+        self.report_present(desired, planned.holdings, planned.actions, runner, planned.before, planned.view)
+
+    def read_and_plan(self, desired: DesiredImage, source: t.Any) -> Planned:
+        """What the server reads for the name, what the project holds, and the plan; the project checked when it changes."""
+        view = self.read_view()
+        holdings = self.reader.image_holdings(desired.image_id, desired.repo_tag, desired.project_uuid)
+        actions = self.plan(desired, holdings, source)
+        if actions:
+            check_project(self.client, desired.project_uuid)
+        return Planned(view, holdings, actions, state_before(holdings, self.choice(view)))
 
     def cluster_identity(self) -> ImageIdentity | None:
         """The image `repo:tag` names in the cluster (what the API server would run), as arv-keepdocker falls back to."""

@@ -57,6 +57,7 @@ def test_request_log_counts_api_and_keep_separately(emulator):
     assert log["routes"]["keep"] == {"PUT /{locator}": 1}
     assert [entry["service"] for entry in log["entries"]] == ["api", "api", "keep"]
     assert [entry["status"] for entry in log["entries"]] == [200, 200, 200]
+    assert [entry["bytes"] for entry in log["entries"]] == [0, 0, len(data)]
     assert log["entries"][0]["request_id"].startswith("req-")
     emulator.reset_request_log()
     assert emulator.request_log()["entries"] == []

@@ -177,7 +177,8 @@ class TrafficMiddleware:
         started = time.monotonic()
         entry = {"service": self.service, "method": method, "path": log_path(self.service, path),
                  "route": route_of(self.service, path), "method_override": overridden,
-                 "request_id": request_id_of(environ), "time": time.time(), "status": None, "fault": None}
+                 "request_id": request_id_of(environ), "time": time.time(), "status": None, "fault": None,
+                 "bytes": int(environ.get("CONTENT_LENGTH") or 0)}
         delay = self.control.latency_for(self.service, method, path)
         if delay:
             time.sleep(delay)
