@@ -13,7 +13,9 @@ made, or when the run fails. A run that finds the image claimed waits for the cl
 again: the claimant's collection is there, or it is not (the claimant failed) and the run claims it in turn.
 
 A claim left by a killed run is no longer renewed. Once it has gone unrenewed for its own ttl, as this run's clock
-measures (so that clocks need not agree), the waiting run trashes it and claims the image. The server itself hides a
+measures (so that clocks need not agree), the waiting run trashes it and claims the image. A claim made under the same
+host lock as the waiting run's (same machine, same lock folder) is taken over at once: the waiting run holds that lock
+for the image, so the claimant is no longer running. The server itself hides a
 claim whose `trash_at` has passed, but its name stays taken until it is trashed, as the API server's unique index
 counts collections by `is_trashed`, which only its trash sweep or a trash call sets.
 """
@@ -22,6 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
+import os
+import socket
 import threading
 import time
 import typing as t
@@ -30,6 +35,8 @@ from ansible_collections.arvados.cluster.plugins.module_utils._errors import Arv
 
 CLAIM_NAME_PREFIX = "arvados.cluster upload claim "
 CLAIM_TTL_PROPERTY = "arvados-cluster-claim-ttl"
+CLAIM_LOCK_PROPERTY = "arvados-cluster-claim-lock"
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 DEFAULT_CLAIM_TTL = 300
 # The server's unique (owner_uuid, name) rule answers a second create with 422 and this in its message.
 UNIQUE_VIOLATION_MARKERS = ("RecordNotUnique", "duplicate key value violates unique constraint")
@@ -47,6 +54,18 @@ def expiry_after(seconds: float, now: datetime.datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def host_lock_identity(lock_dir: str) -> str:
+    """Which runs share a host lock folder: this machine (host name and boot) and the folder, hashed so that the claim
+    tells the cluster neither."""
+    try:
+        with open(BOOT_ID_FILE, encoding="ascii") as boot_id_file:
+            boot_id = boot_id_file.read().strip()
+    except OSError:
+        boot_id = ""
+    where = f"{socket.gethostname()}\0{boot_id}\0{os.path.realpath(os.path.expanduser(lock_dir))}"
+    return hashlib.sha256(where.encode("utf-8")).hexdigest()[:32]
+
+
 def poll_interval(ttl: float) -> float:
     """How often a waiting run looks at the claim: often enough to notice a short ttl, at most every 2 s."""
     return min(2.0, max(0.1, ttl / 10))
@@ -59,12 +78,16 @@ def is_unique_violation(error: ArvadosClientError) -> bool:
 class StaleClaims:
     """Claims seen while waiting, and since when (this run's clock) each has shown the same `modified_at`."""
 
-    def __init__(self, clock: t.Callable[[], float]) -> None:
+    def __init__(self, clock: t.Callable[[], float], lock_identity: str | None = None) -> None:
         self._clock = clock
+        self._lock_identity = lock_identity
         self._seen: dict[str, tuple[str, float]] = {}
 
     def is_stale(self, claim: t.Mapping[str, t.Any], default_ttl: float) -> bool:
-        """Whether the claim went unrenewed for its ttl since this run first saw it as it is."""
+        """Whether the claim's run is gone: it shares this run's host lock, or went unrenewed for its ttl since this run
+        first saw it as it is."""
+        if self._lock_identity and (claim.get("properties") or {}).get(CLAIM_LOCK_PROPERTY) == self._lock_identity:
+            return True
         version = str(claim.get("modified_at"))
         seen_version, since = self._seen.get(claim["uuid"], (None, 0.0))
         if seen_version != version:
@@ -84,9 +107,11 @@ def _as_seconds(value: t.Any, default: float) -> float:
 class UploadClaim:
     """The claim of one image in one project, for one run; `waited` is how long the run waited for others' claims."""
 
-    def __init__(self, client: t.Any, project_uuid: str, image_id: str, ttl: float,
+    def __init__(self, client: t.Any, project_uuid: str, image_id: str, ttl: float, lock_identity: str | None = None,
                  clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep) -> None:
+        """`lock_identity`: the host lock the run holds for the image while it claims (see host_lock_identity)."""
         self.client = client
+        self.lock_identity = lock_identity
         self.project_uuid = project_uuid
         self.name = claim_name(image_id)
         self.ttl = ttl
@@ -98,7 +123,7 @@ class UploadClaim:
     def take(self) -> bool:
         """Create the claim; False when another run holds it."""
         body = {"owner_uuid": self.project_uuid, "name": self.name, "manifest_text": "", "trash_at": expiry_after(self.ttl),
-                "properties": {CLAIM_TTL_PROPERTY: self.ttl}}
+                "properties": {CLAIM_TTL_PROPERTY: self.ttl, CLAIM_LOCK_PROPERTY: self.lock_identity}}
         try:
             created = self.client.execute(self.client.api.collections().create(body={"collection": body}, select=["uuid"]))
         except ArvadosClientError as exc:
@@ -109,12 +134,14 @@ class UploadClaim:
         return True
 
     def wait_for_release(self) -> None:
-        """Wait until no live claim holds the name; a claim unrenewed for its ttl is trashed."""
-        started, stale = self._clock(), StaleClaims(self._clock)
+        """Wait until no claim holds the name; one unrenewed for its ttl, or past its expiry, is trashed."""
+        started, stale = self._clock(), StaleClaims(self._clock, self.lock_identity)
         try:
             while True:
-                held = self.live_claims()
-                if not held:
+                held = self.claims(include_expired=False)
+                if not held:  # gone, or expired: the server hides it, but its name stays taken until it is trashed
+                    for expired in self.claims(include_expired=True):
+                        self._trash(expired["uuid"])
                     return
                 for claim in held:
                     if stale.is_stale(claim, self.ttl):
@@ -124,11 +151,11 @@ class UploadClaim:
         finally:
             self.waited += self._clock() - started
 
-    def live_claims(self) -> list[dict[str, t.Any]]:
-        """Claims of this name not trashed, those past their `trash_at` included (their name is still taken)."""
+    def claims(self, include_expired: bool) -> list[dict[str, t.Any]]:
+        """The claims of this name not trashed; with `include_expired`, those past their `trash_at` too."""
         filters = [["owner_uuid", "=", self.project_uuid], ["name", "=", self.name], ["is_trashed", "=", False]]
-        request = self.client.api.collections().list(filters=filters, select=["uuid", "modified_at", "trash_at", "properties"],
-                                                      include_trash=True, count="none")
+        request = self.client.api.collections().list(filters=filters, select=["uuid", "modified_at", "properties"],
+                                                      include_trash=include_expired, count="none")
         return list(self.client.execute(request)["items"])
 
     def renew(self) -> None:

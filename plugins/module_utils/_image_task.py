@@ -14,9 +14,9 @@ import contextlib
 import dataclasses
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._apply import ActionRunner, image_lock
+from ansible_collections.arvados.cluster.plugins.module_utils._apply import LOCK_DIR, ActionRunner, image_lock
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ARVADOS_CONNECTION_SPEC, ArvadosClient, connection_options
-from ansible_collections.arvados.cluster.plugins.module_utils._claim import DEFAULT_CLAIM_TTL, UploadClaim, claimed_plan
+from ansible_collections.arvados.cluster.plugins.module_utils._claim import DEFAULT_CLAIM_TTL, UploadClaim, claimed_plan, host_lock_identity
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
@@ -160,7 +160,8 @@ class DockerImageTask:
         if source is not None:  # an image the cluster already holds goes straight on (DESIGN §3, step 1)
             self.check_image_format()
         desired = self.desired_image(identity, project_uuid)
-        claim = None if self.context.check_mode else UploadClaim(self.client, project_uuid, identity.image_id, self.params["claim_ttl"])
+        claim = None if self.context.check_mode else UploadClaim(self.client, project_uuid, identity.image_id, self.params["claim_ttl"],
+                                                                 lock_identity=host_lock_identity(LOCK_DIR))
         with image_lock(identity.image_id) if not self.context.check_mode else contextlib.nullcontext():
             with claimed_plan(claim, lambda: self.read_and_plan(desired, source), lambda planned: UPLOAD in planned.kinds,
                               lambda: self.reader.saved_in_project(identity.image_id, project_uuid)) as planned:

@@ -151,7 +151,8 @@ options:
         fails).
       - Another run for the same image and project, on any host, waits while the claim lasts and then reports the
         claimant's collection. A claim left by a killed run is taken over once it has gone unrenewed this long (the
-        killed run's own O(claim_ttl)).
+        killed run's own O(claim_ttl)), or at once by the next run that shares its host lock (same machine, same
+        C(~/.cache/arvados-cluster/locks)).
     type: int
     default: 300
 notes:
