@@ -41,10 +41,13 @@ PLAYBOOK = """\
 INVENTORY = "localhost ansible_connection=local ansible_python_interpreter={python}\n"
 
 
-def task_result(output: str) -> dict[str, t.Any]:
-    """The image task's result from the json callback's output."""
-    report = json.loads(output[output.index("{"):])
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+CALLBACK_DIR = ROOT / "tests" / "faults" / "callback_plugins"
+
+
+def task_result(results_file: pathlib.Path) -> dict[str, t.Any]:
+    """The image task's result, as the fault suite's result_file callback wrote it."""
+    records = [json.loads(line) for line in results_file.read_text(encoding="utf-8").splitlines()]
+    return next(record["result"] for record in records if record["task"] == "Ensure the image")
 
 
 def race(work: pathlib.Path, emulator: Emulator, daemon: DockerDaemon, collections_path: pathlib.Path,
@@ -56,18 +59,19 @@ def race(work: pathlib.Path, emulator: Emulator, daemon: DockerDaemon, collectio
         home = work / host
         home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, **emulator.env(), HOME=str(home), ANSIBLE_COLLECTIONS_PATH=str(collections_path),
-                   ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
+                   ANSIBLE_CALLBACK_PLUGINS=str(CALLBACK_DIR), ANSIBLE_CALLBACKS_ENABLED="result_file",
+                   ARVADOS_CLUSTER_TEST_RESULTS=str(home / "results.jsonl"), ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
                    ANSIBLE_REMOTE_TMP=str(home / "tmp"))
-        command = [str(BIN / "ansible-playbook"), "-i", str(work / "inventory"), str(work / "race.yml"), "-e",
+        command = [str(BIN / "ansible-playbook"), "-i", str(work.parent / "inventory"), str(work.parent / "race.yml"), "-e",
                    json.dumps({"bench_image": image_ref, "bench_project": project, "bench_docker_host": daemon.docker_host})]
         runs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     started = time.perf_counter()
     results = []
-    for process in runs:
+    for host, process in zip(("first", "second"), runs):
         stdout, stderr = process.communicate(timeout=600)
         if process.returncode != 0:
             raise SystemExit(f"a run failed ({process.returncode}):\n{stdout[-3000:]}\n{stderr[-2000:]}")
-        results.append(task_result(stdout))
+        results.append(task_result(work / host / "results.jsonl"))
     log = emulator.request_log()["entries"]
     puts = [entry for entry in log if entry["service"] == "keep" and entry["method"] == "PUT" and entry["status"] == 200]
     return {

@@ -37,6 +37,7 @@ CLAIM_NAME_PREFIX = "arvados.cluster upload claim "
 CLAIM_TTL_PROPERTY = "arvados-cluster-claim-ttl"
 CLAIM_LOCK_PROPERTY = "arvados-cluster-claim-lock"
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+FIRST_POLL_SECONDS = 0.25
 DEFAULT_CLAIM_TTL = 300
 # The server's unique (owner_uuid, name) rule answers a second create with 422 and this in its message.
 UNIQUE_VIOLATION_MARKERS = ("RecordNotUnique", "duplicate key value violates unique constraint")
@@ -136,6 +137,7 @@ class UploadClaim:
     def wait_for_release(self) -> None:
         """Wait until no claim holds the name; one unrenewed for its ttl, or past its expiry, is trashed."""
         started, stale = self._clock(), StaleClaims(self._clock, self.lock_identity)
+        interval = FIRST_POLL_SECONDS  # short transfers are handed over quickly, long ones cost few requests
         try:
             while True:
                 held = self.claims(include_expired=False)
@@ -147,7 +149,8 @@ class UploadClaim:
                     if stale.is_stale(claim, self.ttl):
                         self._trash(claim["uuid"])
                         return
-                self._sleep(poll_interval(self.ttl))
+                self._sleep(interval)
+                interval = min(2 * interval, poll_interval(self.ttl))
         finally:
             self.waited += self._clock() - started
 
