@@ -158,7 +158,7 @@ class UploadClaim:
         """The claims of this name not trashed; with `include_expired`, those past their `trash_at` too."""
         filters = [["owner_uuid", "=", self.project_uuid], ["name", "=", self.name], ["is_trashed", "=", False]]
         request = self.client.api.collections().list(filters=filters, select=["uuid", "modified_at", "properties"],
-                                                      include_trash=include_expired, count="none")
+                                                     include_trash=include_expired, count="none")
         return list(self.client.execute(request)["items"])
 
     def renew(self) -> None:

@@ -165,7 +165,7 @@ notes:
   - A run that fails after it changed something reports C(changed) and names what it left (a collection, links);
     the next run takes it up.
   - Two runs for the same image into one project upload it once, whichever hosts they run on. Before uploading, a run
-    claims the image in the project through the cluster: it creates an empty collection named
+    claims the image in the project through the cluster. It creates an empty collection named
     C(arvados.cluster upload claim <image id>) in the project, which the API server's rule of one name per owner lets
     only one run create. The claim's C(trash_at) is its expiry (see O(claim_ttl)); it is trashed once the collection
     and links are made. A run that finds the image claimed waits, then reports C(ok) with the claimant's collection
