@@ -20,7 +20,7 @@ author:
   - arvados.cluster contributors (@arvados)
 requirements:
   - arvados-python-client >= 3.2.1
-  - docker >= 7.1.0 (for images with O(images[].source=local) or O(images[].source=pull))
+  - docker >= 7.1.0 (for images with C(source=local) or C(source=pull))
 extends_documentation_fragment:
   - arvados.cluster.arvados
   - arvados.cluster.arvados.DOCKER
@@ -55,7 +55,6 @@ notes:
     M(arvados.cluster.arvados_docker_image).
 seealso:
   - module: arvados.cluster.arvados_docker_image
-  - role: arvados.cluster.docker_images
 """
 
 EXAMPLES = r"""
