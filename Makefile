@@ -35,7 +35,7 @@ help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
-	@echo "make molecule | ee | bench-role | bench-scale | bench-registry"
+	@echo "make molecule | ee | bench-role | bench-role-missing | bench-claim | bench-scale | bench-registry"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -200,6 +200,25 @@ BENCH_RSS_SIZES_MB ?= 100
 bench-registry: deps venv stage
 	$(VENV)/bin/python bench/registry.py --size-mb $(BENCH_SIZE_MB) --rounds 1 --rss-sizes-mb "$(BENCH_RSS_SIZES_MB)" \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-registry.md --json $(BUILD)/bench-registry.json
+
+BENCH_MISSING_IMAGES ?= 10
+BENCH_MISSING_MB ?= 10
+BENCH_MISSING_ROUNDS ?= 3
+# The docker_images role against a shell loop of arv-keepdocker over images the cluster lacks, each tool its own images;
+# writes bench/RESULTS-role-missing.md.
+.PHONY: bench-role-missing
+bench-role-missing: deps venv stage
+	$(VENV)/bin/python bench/role_missing.py --images $(BENCH_MISSING_IMAGES) --size-mb $(BENCH_MISSING_MB) \
+	  --rounds $(BENCH_MISSING_ROUNDS) --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role-missing.md \
+	  --json $(BUILD)/bench-role-missing.json
+
+BENCH_CLAIM_MB ?= 20
+BENCH_CLAIM_ROUNDS ?= 3
+# Two controllers (two HOME folders) ensuring the same image into one project at once; writes bench/RESULTS-claim.md.
+.PHONY: bench-claim
+bench-claim: deps venv stage
+	$(VENV)/bin/python bench/claim_race.py --size-mb $(BENCH_CLAIM_MB) --rounds $(BENCH_CLAIM_ROUNDS) \
+	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-claim.md --json $(BUILD)/bench-claim.json
 
 BENCH_SCALE_SIZES ?= 200,2000,4000
 BENCH_SCALE_ROUNDS ?= 3

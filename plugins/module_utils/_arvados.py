@@ -334,6 +334,8 @@ class ArvadosClient:
         if ARVADOS_IMPORT_ERROR is not None:
             raise ArvadosClientError(missing_library_message())
         self.options = options
+        # Projects found writable through this client: a client shared by several tasks checks each project once.
+        self.writable_projects: set[str] = set()
         schedule = RetrySchedule(options.num_retries, options.api_timeout)
         check_reachable(options)
         try:

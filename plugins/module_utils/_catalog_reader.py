@@ -195,6 +195,10 @@ class CatalogReader:
         return ImageHoldings(in_project=in_project[0], project_links=self.project_links(in_project[0].uuid, project_uuid),
                              readable_elsewhere=elsewhere[0] if elsewhere else None, tagged_others=tagged_others)
 
+    def saved_in_project(self, image_id: str, project_uuid: str) -> bool:
+        """Whether the project holds a collection saved for the image, linked or not (one request)."""
+        return bool(self._unlinked_uploads(image_id, project_uuid))
+
     def _unlinked_uploads(self, image_id: str, project_uuid: str) -> list[ImageCollection]:
         """Collections a run saved in the project before it was stopped short of creating their links."""
         filters = [["owner_uuid", "=", project_uuid], [f"properties.{IMAGE_ID_PROPERTY}", "=", image_id]]

@@ -14,8 +14,9 @@ import contextlib
 import dataclasses
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._apply import ActionRunner, image_lock
+from ansible_collections.arvados.cluster.plugins.module_utils._apply import LOCK_DIR, ActionRunner, image_lock
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ARVADOS_CONNECTION_SPEC, ArvadosClient, connection_options
+from ansible_collections.arvados.cluster.plugins.module_utils._claim import DEFAULT_CLAIM_TTL, UploadClaim, claimed_plan, host_lock_identity
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
@@ -76,6 +77,21 @@ from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskC
 IMAGE_FORMAT = "v2"
 
 
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """One read of the cluster for the image, and the plan made from it (for the image as the plan found it)."""
+
+    desired: DesiredImage
+    view: ClusterView | None
+    holdings: ImageHoldings
+    actions: list[Action]
+    before: dict[str, t.Any]
+
+    @property
+    def kinds(self) -> set[str]:
+        return {action.kind for action in self.actions}
+
+
 def argument_spec() -> dict[str, t.Any]:
     spec: dict[str, t.Any] = {
         "name": {"type": "str", "required": True},
@@ -95,6 +111,7 @@ def argument_spec() -> dict[str, t.Any]:
         "force_image_format": {"type": "bool", "default": False},
         "purge": {"type": "bool", "default": False},
         "exclusive": {"type": "bool", "default": False},
+        "claim_ttl": {"type": "int", "default": DEFAULT_CLAIM_TTL},
     }
     spec.update(ARVADOS_CONNECTION_SPEC)
     spec.update(DOCKER_CONNECTION_SPEC)
@@ -103,21 +120,21 @@ def argument_spec() -> dict[str, t.Any]:
     return spec
 
 
-def ensure_image(context: TaskContext) -> dict[str, t.Any]:
-    """Run the task and return its result; a failure raises (see _task.run_task)."""
-    return DockerImageTask(context).run()
+def ensure_image(context: TaskContext, client: ArvadosClient | None = None) -> dict[str, t.Any]:
+    """Run the task and return its result; a failure raises (see _task.run_task). `client`: one shared by several tasks."""
+    return DockerImageTask(context, client).run()
 
 
 class DockerImageTask:
     """Ensures one image's state: identify it, read what the cluster holds, plan, apply, report."""
 
-    def __init__(self, context: TaskContext) -> None:
+    def __init__(self, context: TaskContext, client: ArvadosClient | None = None) -> None:
         self.context = context
         self.params = context.params
         self.ref: ImageRef = task_image_ref(self.params)
         self._check_source_options()
         self.result: dict[str, t.Any] = {"changed": False, "actions": [], "repo": self.ref.repo, "tag": self.ref.tag}
-        self.client: t.Any = None
+        self.client: t.Any = client
         self.reader: t.Any = None
         self.links_before: t.AbstractSet[LinkKey] = frozenset()
 
@@ -130,6 +147,8 @@ class DockerImageTask:
         if self.params["state"] == "absent" and source in ("pull", "registry"):
             raise ImageSourceError(f"state: absent never pulls; drop source: {source}")
         check_registry_options(self.params)
+        if self.params["claim_ttl"] < 1:
+            raise OptionError(f"claim_ttl must be at least 1 (seconds), not {self.params['claim_ttl']}")
         if self.params["exclusive"] and self.params["state"] == "absent":
             raise OptionError("exclusive makes repo:tag resolve to this image, and state: absent removes the tag; "
                               "drop exclusive, or set state: present")
@@ -140,7 +159,7 @@ class DockerImageTask:
     def run(self) -> dict[str, t.Any]:
         if self.params["project_uuid"]:
             check_project_uuid(self.params["project_uuid"])
-        self.client = ArvadosClient(connection_options(self.params.get))
+        self.client = self.client or ArvadosClient(connection_options(self.params.get))
         self.reader = CatalogReader(self.client)
         project_uuid = self.params["project_uuid"] or self.client.current_user()["uuid"]
         self.result["project_uuid"] = project_uuid
@@ -174,16 +193,25 @@ class DockerImageTask:
         if source is not None:  # an image the cluster already holds goes straight on (DESIGN §3, step 1)
             self.check_image_format()
         desired = self.desired_image(identity, project_uuid)
+        claim = None if self.context.check_mode else UploadClaim(self.client, project_uuid, identity.image_id, self.params["claim_ttl"],
+                                                                 lock_identity=host_lock_identity(LOCK_DIR))
         with image_lock(identity.image_id) if not self.context.check_mode else contextlib.nullcontext():
-            view = self.read_view()
-            holdings = self.reader.image_holdings(identity.image_id, desired.repo_tag, project_uuid)
-            actions = self.plan(desired, holdings, source) + self.exclusive_actions(desired, holdings)
-            desired = with_source_details(desired, source, actions)
-            before = self.state_before(holdings, view, project_uuid)
-            if actions:
-                check_project(self.client, project_uuid)
-            runner = self.apply(actions, desired, source, holdings)
-        self.report_present(desired, holdings, actions, runner, before, view)
+            with claimed_plan(claim, lambda: self.read_and_plan(desired, source), lambda planned: UPLOAD in planned.kinds,
+                              lambda: self.reader.saved_in_project(identity.image_id, project_uuid)) as planned:
+                runner = self.apply(planned.actions, planned.desired, source, planned.holdings)
+        if claim is not None and claim.waited:
+            self.result["waited_for_upload"] = round(claim.waited, 1)
+        self.report_present(planned.desired, planned.holdings, planned.actions, runner, planned.before, planned.view)
+
+    def read_and_plan(self, desired: DesiredImage, source: t.Any) -> Planned:
+        """What the server reads for the name, what the project holds, and the plan; the project checked when it changes."""
+        view = self.read_view()
+        holdings = self.reader.image_holdings(desired.image_id, desired.repo_tag, desired.project_uuid)
+        actions = self.plan(desired, holdings, source) + self.exclusive_actions(desired, holdings)
+        desired = with_source_details(desired, source, actions)
+        if actions:
+            check_project(self.client, desired.project_uuid)
+        return Planned(desired, view, holdings, actions, self.state_before(holdings, view, desired.project_uuid))
 
     def cluster_identity(self) -> ImageIdentity | None:
         """The image `repo:tag` names in the cluster (what the API server would run), as arv-keepdocker falls back to."""

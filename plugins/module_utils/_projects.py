@@ -39,6 +39,8 @@ def _malformed_message(project_uuid: str) -> str:
 
 def check_project(client: t.Any, project_uuid: str, writable: bool = True) -> None:
     """Fail before any change when the project is unknown, trashed or (when `writable`) not writable by this token."""
+    if project_uuid in client.writable_projects:
+        return
     resource = client.api.users() if "-tpzed-" in project_uuid else client.api.groups()
     try:
         project = client.execute(resource.get(uuid=project_uuid))
@@ -49,6 +51,8 @@ def check_project(client: t.Any, project_uuid: str, writable: bool = True) -> No
     if (writable and project.get("can_write") is False) or project.get("is_trashed"):
         state = "is trashed" if project.get("is_trashed") else "is not writable with this token"
         raise ArvadosClientError(f"project_uuid {project_uuid} {state}: choose another project, or ask its owner for can_write")
+    if writable:
+        client.writable_projects.add(project_uuid)
 
 
 def unreadable_project_message(client: t.Any, project_uuid: str, error: ArvadosClientError, permission: str = "can_write") -> str:

@@ -210,6 +210,17 @@ options:
       - Needs O(state=present) and a tag (not an image id as O(name)).
     type: bool
     default: false
+  claim_ttl:
+    description:
+      - How long, in seconds, the claim a run makes before it uploads the image lasts unless renewed. The run renews
+        it every third of this while it uploads, and removes it once the collection and links are made (or the upload
+        fails).
+      - Another run for the same image and project, on any host, waits while the claim lasts and then reports the
+        claimant's collection. A claim left by a killed run is taken over once it has gone unrenewed this long (the
+        killed run's own O(claim_ttl)), or at once by the next run that shares its host lock (same machine, same
+        C(~/.cache/arvados-cluster/locks)).
+    type: int
+    default: 300
 notes:
   - Every image the module stores is checked while it streams, before any collection or link is created, as
     C(docker load) would check it, whether it comes from an archive or the Docker daemon. Each layer's sha256 must be
@@ -219,8 +230,14 @@ notes:
     collection. Members an archive's manifest does not name are left out of what is stored.
   - A run that fails after it changed something reports C(changed) and names what it left (a collection, links);
     the next run takes it up.
-  - Two runs for the same image on one host upload it once, because an upload holds a lock in
-    C(~/.cache/arvados-cluster/locks) on the host that runs the module; the lock file is removed when the run ends.
+  - Two runs for the same image into one project upload it once, whichever hosts they run on. Before uploading, a run
+    claims the image in the project through the cluster. It creates an empty collection named
+    C(arvados.cluster upload claim <image id>) in the project, which the API server's rule of one name per owner lets
+    only one run create. The claim's C(trash_at) is its expiry (see O(claim_ttl)); it is trashed once the collection
+    and links are made. A run that finds the image claimed waits, then reports C(ok) with the claimant's collection
+    (and how long it waited, in RV(waited_for_upload)).
+  - On one host, runs for the same image also take a lock in C(~/.cache/arvados-cluster/locks) around reading, planning
+    and changing the project, so two runs there never both add the same links; the lock file is removed when the run ends.
   - A run killed during an upload leaves no link behind; the next run finds a collection it saved by the
     C(docker-image-id) property and only adds its links.
   - At the default O(num_retries) and O(api_timeout), an API server that refuses connections or answers too slowly
@@ -375,6 +392,11 @@ pulled:
   returned: when state is present
   type: bool
   sample: false
+waited_for_upload:
+  description: Seconds this run waited while another run, on this host or another, uploaded the same image into the project.
+  returned: when the run waited for another run's upload claim
+  type: float
+  sample: 12.5
 diff:
   description: Before and after, with C(--diff).
   returned: when diff mode is on

@@ -39,9 +39,9 @@ RUN_TIMEOUT = 300
 SHORT_TEMP_PARENT = "/tmp"
 CONTROLLER, SHIPPED = "controller", "shipped"
 EXECUTIONS = (CONTROLLER, SHIPPED)
-# What -vvv prints when the image module runs each way.
+# What -vvv prints when an image module (arvados_docker_image, arvados_docker_images, ..._info) runs each way.
 RAN_IN_CONTROLLER = "RUN IN CONTROLLER arvados.cluster.arvados_docker_image"
-RAN_SHIPPED = "AnsiballZ_arvados_docker_image.py"
+RAN_SHIPPED = "AnsiballZ_arvados_docker_image"
 
 
 def stage_collection(root: pathlib.Path) -> pathlib.Path:

@@ -69,7 +69,7 @@ def test_api_failures_on_every_call_of_an_upload(parallel_hosts: list[Host], bui
 
         assert run.rc == 0 and run.result.get("changed"), run.describe()
         assert_every_fault_hit(emulator, armed)
-        assert successful(emulator, "POST", "/arvados/v1/collections") == 1
+        assert successful(emulator, "POST", "/arvados/v1/collections") == 2  # the upload's claim, the image's collection
         assert successful(emulator, "POST", "/arvados/v1/links") == 2
         collection = ClusterView(emulator.api("admin")).assert_converged(project, image)
         assert run.result["collection_uuid"] == collection["uuid"]
@@ -143,4 +143,6 @@ def test_keep_failures_beyond_the_budget_leave_nothing(host: Host, project: str,
 
     assert run.failed, run.describe()
     assert "writing sha256:" in run.msg and "to Keep failed" in run.msg and "no manifest was made" in run.msg, run.msg
-    assert view.snapshot().created_since(before) == set()
+    # Nothing but the upload's claim, trashed when the upload failed.
+    created = [view.api.collections().get(uuid=uuid, include_trash=True).execute() for uuid in view.snapshot().created_since(before)]
+    assert [(collection["name"], collection["is_trashed"]) for collection in created] == [(f"arvados.cluster upload claim {image.image_id}", True)]

@@ -16,10 +16,11 @@ def count(emulator, service: str, method: str, route: str) -> int:
 
 
 def discovery_fetches_before_first_save(emulator) -> int:
-    """How many clients had started before the first collection was saved (each fetches the discovery document)."""
+    """How many clients had started before the first image was stored, that is, before its first link (each client
+    fetches the discovery document; an upload's claim is saved before the image, so it does not count)."""
     fetched = 0
     for entry in emulator.request_log()["entries"]:
-        if entry["method"] == "POST" and entry["route"] == "/arvados/v1/collections":
+        if entry["method"] == "POST" and entry["route"] == "/arvados/v1/links":
             return fetched
         if entry["route"] == "/discovery/v1/apis/arvados/v1/rest" and entry["status"] == 200:
             fetched += 1
@@ -41,7 +42,7 @@ def test_concurrent_runs_for_one_image_upload_it_once(host: Host, project: str, 
         assert run.rc == 0 and not run.failed, run.describe()
     assert discovery_fetches_before_first_save(emulator) >= runs, "the runs did not overlap"
     assert count(emulator, "keep", "PUT", "/{locator}") == image.blocks
-    assert count(emulator, "api", "POST", "/arvados/v1/collections") == 1
+    assert count(emulator, "api", "POST", "/arvados/v1/collections") == 2  # the upload's claim, the image's collection
     assert count(emulator, "api", "POST", "/arvados/v1/links") == 2
     assert [run.result["changed"] for run in results].count(True) == 1
     collection = ClusterView(emulator.api("admin")).assert_converged(project, image)
@@ -64,7 +65,7 @@ def test_two_images_in_parallel(host: Host, project: str, build_image) -> None:
     view = ClusterView(emulator.api("admin"))
     for image, run in zip((first, second), results):
         assert run.result["collection_uuid"] == view.assert_converged(project, image)["uuid"]
-    assert count(emulator, "api", "POST", "/arvados/v1/collections") == 2
+    assert count(emulator, "api", "POST", "/arvados/v1/collections") == 4  # a claim and a collection for each image
 
 
 @pytest.fixture()

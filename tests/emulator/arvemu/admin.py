@@ -3,7 +3,7 @@
 GET    /_emulator/requests  -> {"counts": {"api": {"GET /arvados/v1/users/current": 2}, "keep": {"PUT /<md5>": 1}},
                                 "routes": {"api": {"GET /arvados/v1/collections/{uuid}": 1}, "keep": {"PUT /{locator}": 1}},
                                 "entries": [{"seq", "service", "method", "path", "route", "status", "request_id",
-                                             "method_override", "fault", "time", "duration"}, ...]}
+                                             "method_override", "fault", "time", "duration", "bytes"}, ...]}
 DELETE /_emulator/requests  -> {}  (resets the log)
 POST   /_emulator/faults    {"method": "PUT", "path": "/*", "status": 503, "count": 1, "drop_after_bytes": null,
                              "message": null, "service": "keep"|"api"|null} -> {"fault": {..., "fault_id": n}}
