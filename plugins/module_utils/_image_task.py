@@ -20,19 +20,12 @@ from ansible_collections.arvados.cluster.plugins.module_utils._claim import DEFA
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
-from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
-    ArchiveError,
-    DaemonUnavailable,
-    ImageNotFound,
-    ImageSourceError,
-    OptionError,
-    StoredImageError,
-)
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError, OptionError, StoredImageError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
+from ansible_collections.arvados.cluster.plugins.module_utils._image_removal import ImageRemoval
 from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
     Resolution,
-    absent_diff,
     copied_portable_data_hash,
     creates_collection,
     link_lines,
@@ -51,13 +44,11 @@ from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     DesiredImage,
     ImageHoldings,
     LinkKey,
-    PurgeCandidates,
-    plan_absent,
     plan_exclusive,
     plan_present,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._projects import check_project_uuid, check_project
-from ansible_collections.arvados.cluster.plugins.module_utils._records import HASH_LINK_CLASS, REPO_TAG_LINK_CLASS, ImageCollection, ImageLink
+from ansible_collections.arvados.cluster.plugins.module_utils._records import HASH_LINK_CLASS, REPO_TAG_LINK_CLASS, ImageCollection
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
     ServerChoice,
     hidden_migration_warning,
@@ -70,7 +61,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._registry_source i
     check_registry_options,
     recorded_image,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, image_source, task_image_ref, with_source_details
+from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, task_image_ref, with_source_details
 from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem
 from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskContext
 
@@ -164,7 +155,7 @@ class DockerImageTask:
         project_uuid = self.params["project_uuid"] or self.client.current_user()["uuid"]
         self.result["project_uuid"] = project_uuid
         if self.params["state"] == "absent":
-            self.ensure_absent(project_uuid)
+            self.result.update(ImageRemoval(self.context, self.ref, self.client, self.reader).run(project_uuid))
         else:
             self.ensure_present(project_uuid)
         return self.result
@@ -357,65 +348,3 @@ class DockerImageTask:
             if self.params["exclusive"]:
                 self.context.warn(outside_project_warning(resolution, desired.project_uuid))
         return resolution
-
-    # ---- absent ----------------------------------------------------------------------------------------
-
-    def ensure_absent(self, project_uuid: str) -> None:
-        links = self.project_links_to_remove(project_uuid)
-        purge = self.purge_candidates(project_uuid, links) if self.params["purge"] else None
-        actions = plan_absent(links, purge)
-        if self.params["project_uuid"]:  # as for present: a mistyped or unreadable project fails rather than finding nothing
-            check_project(self.client, project_uuid, writable=bool(actions))
-        self.result["actions"] = [action.description for action in actions]
-        self.result["changed"] = bool(actions)
-        if actions and not self.context.check_mode:
-            ActionRunner(self.client, DesiredImage(image_id="", repo_tag=self.ref.repo_tag, project_uuid=project_uuid)).run(actions)
-        if self.context.diff:
-            self.result["diff"] = absent_diff(links, purge, actions)
-
-    def project_links_to_remove(self, project_uuid: str) -> list[ImageLink]:
-        """The project's repo+tag links for `repo:tag`; for an image id, every image link on collections holding it."""
-        owner = ["owner_uuid", "=", project_uuid]
-        if self.ref.repo_tag:
-            return self.reader.project_tag_links(self.ref.repo_tag, project_uuid)
-        hash_links = self.reader.links([["link_class", "=", HASH_LINK_CLASS], ["name", "like", f"{self.ref.image_id_prefix}%"], owner])
-        heads = sorted({link.head_uuid for link in hash_links})
-        if not heads:
-            return []
-        return self.reader.links([["head_uuid", "in", heads], ["link_class", "in", [HASH_LINK_CLASS, REPO_TAG_LINK_CLASS]], owner])
-
-    def purge_candidates(self, project_uuid: str, removed: list[ImageLink]) -> PurgeCandidates:
-        """The project's collections of the image (identified as for present) and of the removed links, and their tags left."""
-        hash_links: list[ImageLink] = []
-        collections = self.reader.collections(link.head_uuid for link in removed)
-        image_id = self.image_to_purge(removed)
-        if image_id is not None:
-            hash_links, holding = self.reader.image_in_project(image_id, project_uuid)
-            collections += holding
-        live = {collection.uuid for collection in collections if collection.owner_uuid == project_uuid}
-        heads = live | {link.head_uuid for link in hash_links}
-        return PurgeCandidates(collections=frozenset(live), remaining_tags=self.remaining_tags(heads, {link.uuid for link in removed}),
-                               hash_links=[link for link in hash_links if link.uuid not in {r.uuid for r in removed}])
-
-    def image_to_purge(self, removed: list[ImageLink]) -> str | None:
-        """The image id `purge` looks for: `name` when it is one, else the source's; None when only the removed links say."""
-        if self.ref.image_id_prefix:
-            return self.ref.image_id_prefix
-        try:
-            return image_source(self.context, self.ref).identify().image_id
-        except (DaemonUnavailable, ImageNotFound, ArchiveError) as exc:
-            if removed:
-                return None
-            raise ImageSourceError(f"purge: cannot tell which image {self.ref.repo_tag} is ({exc}), and the project holds no tag link "
-                                   "for it; give the image id as name (sha256:<hex>) to purge its collections") from None
-
-    def remaining_tags(self, heads: set[str], removed: set[str]) -> dict[str, int]:
-        """How many repo+tag links, readable by this token, stay on each collection after the removal."""
-        if not heads:
-            return {}
-        links = self.reader.links([["head_uuid", "in", sorted(heads)], ["link_class", "=", REPO_TAG_LINK_CLASS]])
-        remaining: dict[str, int] = {}
-        for link in links:
-            if link.uuid not in removed:
-                remaining[link.head_uuid] = remaining.get(link.head_uuid, 0) + 1
-        return remaining
