@@ -14,7 +14,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView, covering_prefixes, names_like_any
-from ansible_collections.arvados.cluster.plugins.module_utils._image_id import same_image
+from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, same_image
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import ImageHoldings, LinkKey
 from ansible_collections.arvados.cluster.plugins.module_utils._records import (
     HASH_LINK_CLASS,
@@ -177,20 +177,23 @@ class CatalogReader:
         As arv-keepdocker does: first `repo:tag` in the project through the upstream listing, and only when
         that does not hold this image, the image id across what the token can read.
         """
+        tagged_others: frozenset[str] = frozenset()
         if repo_tag:
             repo, _sep, tag = repo_tag.rpartition(":")
-            held = [uuid for uuid, info in self.upstream_listing(repo, tag, project_uuid) if same_image(info["dockerhash"], image_id)]
+            tagged = self.upstream_listing(repo, tag, project_uuid)
+            held = [uuid for uuid, info in tagged if same_image(info["dockerhash"], image_id)]
+            tagged_others = frozenset(uuid for uuid, _info in tagged) - set(held)
             in_project = self.collections(held[:1])
             if in_project:
                 links = {(HASH_LINK_CLASS, image_id, held[0]), (REPO_TAG_LINK_CLASS, repo_tag, held[0])}
-                return ImageHoldings(in_project=in_project[0], project_links=frozenset(links))
+                return ImageHoldings(in_project=in_project[0], project_links=frozenset(links), tagged_others=tagged_others)
         holding = self.collections(uuid for uuid, _info in self.upstream_listing(image_id))
         in_project = [c for c in holding if c.owner_uuid == project_uuid] or self._unlinked_uploads(image_id, project_uuid)
         elsewhere = [c for c in holding if c.owner_uuid != project_uuid]
         if not in_project:
-            return ImageHoldings(readable_elsewhere=elsewhere[0] if elsewhere else None)
-        return ImageHoldings(in_project=in_project[0], project_links=self._project_links(in_project[0].uuid, project_uuid),
-                             readable_elsewhere=elsewhere[0] if elsewhere else None)
+            return ImageHoldings(readable_elsewhere=elsewhere[0] if elsewhere else None, tagged_others=tagged_others)
+        return ImageHoldings(in_project=in_project[0], project_links=self.project_links(in_project[0].uuid, project_uuid),
+                             readable_elsewhere=elsewhere[0] if elsewhere else None, tagged_others=tagged_others)
 
     def _unlinked_uploads(self, image_id: str, project_uuid: str) -> list[ImageCollection]:
         """Collections a run saved in the project before it was stopped short of creating their links."""
@@ -199,6 +202,20 @@ class CatalogReader:
         self._collections.update({collection.uuid: collection for collection in found})
         return found
 
-    def _project_links(self, collection_uuid: str, project_uuid: str) -> frozenset[LinkKey]:
+    def project_links(self, collection_uuid: str, project_uuid: str) -> frozenset[LinkKey]:
+        """Every image link the project holds on one collection."""
         filters = [["head_uuid", "=", collection_uuid], ["owner_uuid", "=", project_uuid], ["link_class", "in", IMAGE_LINK_CLASSES]]
         return frozenset((link.link_class, link.name, link.head_uuid) for link in self.links(filters))
+
+    def project_tag_links(self, repo_tag: str, project_uuid: str) -> list[ImageLink]:
+        """The project's `docker_image_repo+tag` links named `repo_tag`, on whichever collections."""
+        return self.links([["link_class", "=", REPO_TAG_LINK_CLASS], ["name", "=", repo_tag], ["owner_uuid", "=", project_uuid]])
+
+    def image_in_project(self, image_id: str, project_uuid: str) -> tuple[list[ImageLink], list[ImageCollection]]:
+        """The project's hash links naming `image_id` (either spelling), and its live collections holding it, linked or not."""
+        stored = ImageId.from_stored(image_id)
+        names = list(stored.link_names) if stored is not None else [image_id]
+        hash_links = self.links([["link_class", "=", HASH_LINK_CLASS], ["name", "in", names], ["owner_uuid", "=", project_uuid]])
+        collections = self._owned(self.collections(link.head_uuid for link in hash_links), project_uuid)
+        known = {collection.uuid for collection in collections}
+        return hash_links, collections + [c for c in self._unlinked_uploads(image_id, project_uuid) if c.uuid not in known]

@@ -150,6 +150,11 @@ class ClusterView:
         return ClusterView(self.links + tuple(links), self.collections + tuple(collections), self.docker_image_formats,
                            self.migration_links, self.system_user_uuid, self.hidden_migrations)
 
+    def without_links(self, uuids: t.AbstractSet[str]) -> ClusterView:
+        """The view after the links `uuids` are deleted (check mode's prediction)."""
+        return ClusterView(tuple(link for link in self.links if link.uuid not in uuids), self.collections, self.docker_image_formats,
+                           self.migration_links, self.system_user_uuid, self.hidden_migrations)
+
     # ---- the server's format rules --------------------------------------------------------------------------
 
     @functools.cached_property

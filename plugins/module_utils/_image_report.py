@@ -18,11 +18,15 @@ from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view impo
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import same_image
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     COPY,
+    CREATE_LINK,
+    DELETE_LINK,
+    TRASH_COLLECTION,
     UPLOAD,
     Action,
     DesiredImage,
     ImageHoldings,
-    wanted_links,
+    LinkKey,
+    PurgeCandidates,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._records import REPO_TAG_LINK_CLASS, ImageCollection, ImageLink
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import Candidate, ServerChoice
@@ -137,7 +141,10 @@ def copied_portable_data_hash(holdings: ImageHoldings, actions: list[Action]) ->
 
 def predicted_view(view: ClusterView, desired: DesiredImage, holdings: ImageHoldings, actions: list[Action]) -> ClusterView:
     """The view the server would read once `actions` are done, for check mode's resolution report."""
-    if not desired.repo_tag or not any(action.link_class == REPO_TAG_LINK_CLASS for action in actions):
+    removed = {action.target for action in actions if action.kind == DELETE_LINK}
+    if removed:
+        view = view.without_links(removed)
+    if not desired.repo_tag or not any(action.kind == CREATE_LINK and action.link_class == REPO_TAG_LINK_CLASS for action in actions):
         return view
     if holdings.in_project and not creates_collection(actions):
         collection = holdings.in_project
@@ -164,28 +171,66 @@ def collection_view(collection: ImageCollection) -> dict[str, t.Any]:
     }
 
 
-def state_before(holdings: ImageHoldings, choice: ServerChoice | None) -> dict[str, t.Any]:
-    """The diff's before side: what `repo:tag` resolves to, and the project's collection and links for the image."""
+def link_lines(links: t.Iterable[LinkKey], head_uuid: str) -> list[str]:
+    """The diff's form of the links on one collection: `<link_class> <name>`, sorted."""
+    return sorted(f"{link_class} {name}" for link_class, name, head in links if head == head_uuid)
+
+
+def predicted_link_lines(holdings: ImageHoldings, links_before: t.Iterable[LinkKey], actions: list[Action]) -> list[str]:
+    """Check mode's after side: the links the image's collection holds once `actions` are done."""
+    kept = link_lines(links_before, holdings.in_project.uuid) if holdings.in_project and not creates_collection(actions) else []
+    created = [f"{action.link_class} {action.link_name}" for action in actions if action.kind == CREATE_LINK]
+    return sorted(set(kept) | set(created))
+
+
+def state_before(holdings: ImageHoldings, choice: ServerChoice | None, links: t.Iterable[LinkKey], exclusive: bool) -> dict[str, t.Any]:
+    """The diff's before side: what `repo:tag` resolves to, the project's collection of the image and every image link
+    the project holds on it; with `exclusive`, the project's collections of other images that carry the tag."""
     state: dict[str, t.Any] = {"project_collection": None, "project_links": []}
     if choice is not None:
         state["resolves_to"] = choice.portable_data_hash
     if holdings.in_project:
         state["project_collection"] = collection_view(holdings.in_project)
-        state["project_links"] = sorted(f"{link_class} {name}" for link_class, name, head in holdings.project_links
-                                        if head == holdings.in_project.uuid)
+        state["project_links"] = link_lines(links, holdings.in_project.uuid)
+    if exclusive:
+        state["other_images_tagged"] = sorted(holdings.tagged_others)
     return state
 
 
-def state_after(desired: DesiredImage, collection: ImageCollection | None, actions: list[Action], check_mode: bool,
-                resolution: Resolution | None) -> dict[str, t.Any]:
+def state_after(collection: ImageCollection | None, actions: list[Action], check_mode: bool, resolution: Resolution | None,
+                links: list[str], other_images_tagged: list[str] | None) -> dict[str, t.Any]:
     """The diff's after side: read back after a real run, predicted from the actions in check mode."""
     state: dict[str, t.Any] = {
         "project_collection": collection_view(collection) if collection else {"uuid": NEW_COLLECTION},
-        "project_links": sorted(f"{link_class} {name}" for link_class, name in wanted_links(desired)),
+        "project_links": links,
     }
     if collection is not None and check_mode:
         for action in actions:
             state["project_collection"].update({k: v for k, v in action.changes.items() if k in state["project_collection"]})
     if resolution is not None:
         state["resolves_to"] = resolution.choice.portable_data_hash
+    if other_images_tagged is not None:
+        state["other_images_tagged"] = other_images_tagged
     return state
+
+
+def absent_diff(removed: t.Sequence[ImageLink], purge: PurgeCandidates | None, actions: list[Action]) -> dict[str, t.Any]:
+    """The diff of state: absent: the links it deletes and, with purge, the collections it trashes."""
+    deleted = {action.target for action in actions if action.kind == DELETE_LINK}
+    links = list(removed) + [link for link in (purge.hash_links if purge else ()) if link.uuid in deleted and link not in removed]
+    before: dict[str, t.Any] = {"project_links": sorted(f"{link.link_class} {link.name} -> {link.head_uuid}" for link in links)}
+    after: dict[str, t.Any] = {"project_links": []}
+    if purge is not None:
+        before["project_collections"] = sorted(purge.collections)
+        trashed = {action.target for action in actions if action.kind == TRASH_COLLECTION}
+        after["project_collections"] = sorted(set(purge.collections) - trashed)
+    return {"before": before, "after": after}
+
+
+def outside_project_warning(resolution: Resolution, project_uuid: str) -> str:
+    """Why `exclusive` left `repo:tag` resolving elsewhere: the winner is outside the project, which it does not touch."""
+    winner = resolution.winner
+    where = f"collection {winner.collection.uuid} in {winner.collection.owner_uuid}" if winner else "no collection"
+    return (f"exclusive: {resolution.repo_tag} still resolves to {winner.image_id if winner else 'nothing'} ({where}), outside "
+            f"project {project_uuid}; exclusive removes the tag only from the project's own images, so remove it there, or give "
+            "this image a newer image timestamp")

@@ -19,13 +19,24 @@ from ansible_collections.arvados.cluster.plugins.module_utils._arvados import AR
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
-from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError, StoredImageError
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
+    ArchiveError,
+    DaemonUnavailable,
+    ImageNotFound,
+    ImageSourceError,
+    OptionError,
+    StoredImageError,
+)
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref
 from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
     Resolution,
+    absent_diff,
     copied_portable_data_hash,
     creates_collection,
+    link_lines,
+    outside_project_warning,
+    predicted_link_lines,
     predicted_view,
     state_after,
     state_before,
@@ -38,7 +49,10 @@ from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     Action,
     DesiredImage,
     ImageHoldings,
+    LinkKey,
+    PurgeCandidates,
     plan_absent,
+    plan_exclusive,
     plan_present,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._projects import check_project_uuid, check_project
@@ -49,7 +63,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     server_choice,
     server_term,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image
+from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, image_source
 from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem
 from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskContext
 
@@ -74,6 +88,7 @@ def argument_spec() -> dict[str, t.Any]:
         "verify": {"type": "bool", "default": False},
         "force_image_format": {"type": "bool", "default": False},
         "purge": {"type": "bool", "default": False},
+        "exclusive": {"type": "bool", "default": False},
     }
     spec.update(ARVADOS_CONNECTION_SPEC)
     spec.update(DOCKER_CONNECTION_SPEC)
@@ -96,6 +111,7 @@ class DockerImageTask:
         self.result: dict[str, t.Any] = {"changed": False, "actions": [], "repo": self.ref.repo, "tag": self.ref.tag}
         self.client: t.Any = None
         self.reader: t.Any = None
+        self.links_before: t.AbstractSet[LinkKey] = frozenset()
 
     def _check_source_options(self) -> None:
         source, archive_path = self.params["source"], self.params["archive_path"]
@@ -105,6 +121,12 @@ class DockerImageTask:
             raise ImageSourceError(f"archive_path is only read with source: archive, but source is {source}; set source: archive or drop archive_path")
         if self.params["state"] == "absent" and source == "pull":
             raise ImageSourceError("state: absent never pulls; drop source: pull")
+        if self.params["exclusive"] and self.params["state"] == "absent":
+            raise OptionError("exclusive makes repo:tag resolve to this image, and state: absent removes the tag; "
+                              "drop exclusive, or set state: present")
+        if self.params["exclusive"] and not self.ref.repo_tag:
+            raise OptionError(f"exclusive needs a tag to make exclusive, and name {self.params['name']!r} is an image id; "
+                              "give the repository and tag as name (repo:tag), or drop exclusive")
 
     def run(self) -> dict[str, t.Any]:
         if self.params["project_uuid"]:
@@ -145,8 +167,8 @@ class DockerImageTask:
         with image_lock(identity.image_id) if not self.context.check_mode else contextlib.nullcontext():
             view = self.read_view()
             holdings = self.reader.image_holdings(identity.image_id, desired.repo_tag, project_uuid)
-            actions = self.plan(desired, holdings, source)
-            before = state_before(holdings, self.choice(view))
+            actions = self.plan(desired, holdings, source) + self.exclusive_actions(desired, holdings)
+            before = self.state_before(holdings, view, project_uuid)
             if actions:
                 check_project(self.client, project_uuid)
             runner = self.apply(actions, desired, source, holdings)
@@ -178,6 +200,13 @@ class DockerImageTask:
             properties=self.params["properties"] or {}, replication=self.params["replication"],
             storage_classes=self.params["storage_classes"], force=self.params["force"],
         )
+
+    def exclusive_actions(self, desired: DesiredImage, holdings: ImageHoldings) -> list[Action]:
+        """With `exclusive`, remove `repo:tag` from the project's collections of other images."""
+        if not self.params["exclusive"] or not holdings.tagged_others or desired.repo_tag is None:
+            return []
+        links = self.reader.project_tag_links(desired.repo_tag, desired.project_uuid)
+        return plan_exclusive(desired, [link for link in links if link.head_uuid in holdings.tagged_others])
 
     # ---- verify: the stored image read back ----------------------------------------------------------------
 
@@ -234,7 +263,28 @@ class DockerImageTask:
                                     "owner_uuid": collection.owner_uuid, "image_timestamp": desired.image_timestamp}
         resolution = self.resolution(desired, view)
         if self.context.diff:
-            self.result["diff"] = {"before": before, "after": state_after(desired, collection, actions, self.context.check_mode, resolution)}
+            links, others = self.links_after(holdings, actions, collection)
+            self.result["diff"] = {"before": before, "after": state_after(collection, actions, self.context.check_mode, resolution, links, others)}
+
+    def state_before(self, holdings: ImageHoldings, view: ClusterView | None, project_uuid: str) -> dict[str, t.Any]:
+        """The diff's before side, with every image link the project holds on the image's collection (read for the diff)."""
+        self.links_before = holdings.project_links
+        if self.context.diff and holdings.in_project:
+            self.links_before = self.reader.project_links(holdings.in_project.uuid, project_uuid)
+        return state_before(holdings, self.choice(view), self.links_before, self.params["exclusive"])
+
+    def links_after(self, holdings: ImageHoldings, actions: list[Action],
+                    collection: ImageCollection | None) -> tuple[list[str], list[str] | None]:
+        """The diff's after side of the links: read back after a real run, predicted in check mode."""
+        exclusive = self.params["exclusive"]
+        if self.context.check_mode or not actions:
+            return predicted_link_lines(holdings, self.links_before, actions), [] if exclusive else None
+        project_uuid = self.result["project_uuid"]
+        links = link_lines(self.reader.project_links(collection.uuid, project_uuid), collection.uuid) if collection else []
+        if not exclusive or self.ref.repo_tag is None:
+            return links, None
+        still_tagged = {link.head_uuid for link in self.reader.project_tag_links(self.ref.repo_tag, project_uuid)}
+        return links, sorted(still_tagged & holdings.tagged_others)
 
     def collection_after(self, desired: DesiredImage, holdings: ImageHoldings, actions: list[Action], runner: ActionRunner,
                          view: ClusterView | None) -> tuple[ImageCollection | None, ClusterView | None]:
@@ -258,14 +308,16 @@ class DockerImageTask:
         self.result["resolves_to"] = resolution.as_result()
         if not resolution.resolves_to_image:
             self.context.warn(resolution.message)
+            if self.params["exclusive"]:
+                self.context.warn(outside_project_warning(resolution, desired.project_uuid))
         return resolution
 
-    # ---- absent -----------------------------------------------------------------------------------------
+    # ---- absent ----------------------------------------------------------------------------------------
 
     def ensure_absent(self, project_uuid: str) -> None:
         links = self.project_links_to_remove(project_uuid)
-        remaining = self.remaining_tags({link.head_uuid for link in links}, {link.uuid for link in links}) if self.params["purge"] else {}
-        actions = plan_absent(links, remaining, self.params["purge"])
+        purge = self.purge_candidates(project_uuid, links) if self.params["purge"] else None
+        actions = plan_absent(links, purge)
         if self.params["project_uuid"]:  # as for present: a mistyped or unreadable project fails rather than finding nothing
             check_project(self.client, project_uuid, writable=bool(actions))
         self.result["actions"] = [action.description for action in actions]
@@ -273,21 +325,43 @@ class DockerImageTask:
         if actions and not self.context.check_mode:
             ActionRunner(self.client, DesiredImage(image_id="", repo_tag=self.ref.repo_tag, project_uuid=project_uuid)).run(actions)
         if self.context.diff:
-            self.result["diff"] = {
-                "before": {"project_links": sorted(f"{link.link_class} {link.name} -> {link.head_uuid}" for link in links)},
-                "after": {"project_links": []},
-            }
+            self.result["diff"] = absent_diff(links, purge, actions)
 
     def project_links_to_remove(self, project_uuid: str) -> list[ImageLink]:
         """The project's repo+tag links for `repo:tag`; for an image id, every image link on collections holding it."""
         owner = ["owner_uuid", "=", project_uuid]
         if self.ref.repo_tag:
-            return self.reader.links([["link_class", "=", REPO_TAG_LINK_CLASS], ["name", "=", self.ref.repo_tag], owner])
+            return self.reader.project_tag_links(self.ref.repo_tag, project_uuid)
         hash_links = self.reader.links([["link_class", "=", HASH_LINK_CLASS], ["name", "like", f"{self.ref.image_id_prefix}%"], owner])
         heads = sorted({link.head_uuid for link in hash_links})
         if not heads:
             return []
         return self.reader.links([["head_uuid", "in", heads], ["link_class", "in", [HASH_LINK_CLASS, REPO_TAG_LINK_CLASS]], owner])
+
+    def purge_candidates(self, project_uuid: str, removed: list[ImageLink]) -> PurgeCandidates:
+        """The project's collections of the image (identified as for present) and of the removed links, and their tags left."""
+        hash_links: list[ImageLink] = []
+        collections = self.reader.collections(link.head_uuid for link in removed)
+        image_id = self.image_to_purge(removed)
+        if image_id is not None:
+            hash_links, holding = self.reader.image_in_project(image_id, project_uuid)
+            collections += holding
+        live = {collection.uuid for collection in collections if collection.owner_uuid == project_uuid}
+        heads = live | {link.head_uuid for link in hash_links}
+        return PurgeCandidates(collections=frozenset(live), remaining_tags=self.remaining_tags(heads, {link.uuid for link in removed}),
+                               hash_links=[link for link in hash_links if link.uuid not in {r.uuid for r in removed}])
+
+    def image_to_purge(self, removed: list[ImageLink]) -> str | None:
+        """The image id `purge` looks for: `name` when it is one, else the source's; None when only the removed links say."""
+        if self.ref.image_id_prefix:
+            return self.ref.image_id_prefix
+        try:
+            return image_source(self.context, self.ref).identify().image_id
+        except (DaemonUnavailable, ImageNotFound, ArchiveError) as exc:
+            if removed:
+                return None
+            raise ImageSourceError(f"purge: cannot tell which image {self.ref.repo_tag} is ({exc}), and the project holds no tag link "
+                                   "for it; give the image id as name (sha256:<hex>) to purge its collections") from None
 
     def remaining_tags(self, heads: set[str], removed: set[str]) -> dict[str, int]:
         """How many repo+tag links, readable by this token, stay on each collection after the removal."""

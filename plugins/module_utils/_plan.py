@@ -33,6 +33,8 @@ class ImageHoldings:
     in_project: ImageCollection | None = None
     project_links: t.AbstractSet[LinkKey] = frozenset()
     readable_elsewhere: ImageCollection | None = None
+    # The project's collections that `repo:tag` also names and that hold another image.
+    tagged_others: t.AbstractSet[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -138,21 +140,45 @@ def attribute_changes(desired: DesiredImage, collection: ImageCollection) -> dic
     return changes
 
 
-def plan_absent(repo_tag_links: t.Sequence[ImageLink], other_tags: t.Mapping[str, int], purge: bool) -> list[Action]:
-    """Actions that remove the project's links for an image and, with `purge`, its untagged collections.
+def plan_exclusive(desired: DesiredImage, tag_links_elsewhere: t.Sequence[ImageLink]) -> list[Action]:
+    """Remove `repo:tag` from the project's other images, so that the name resolves to this one (`exclusive`).
 
-    `repo_tag_links` are the project's links to remove; `other_tags` counts, per collection, the
-    repo+tag links that stay on it, so a collection still tagged otherwise is never trashed.
+    Planned after the image's own links, so the tag is never missing from the project in between.
     """
-    actions = [
-        Action(DELETE_LINK, f"delete {link.link_class} link {link.name!r} ({link.uuid}) from collection {link.head_uuid}",
-               target=link.uuid, link_class=link.link_class, link_name=link.name)
-        for link in repo_tag_links
-    ]
-    if purge:
-        heads = sorted({link.head_uuid for link in repo_tag_links})
-        actions.extend(
-            Action(TRASH_COLLECTION, f"trash collection {head}, which carries no other tag", target=head)
-            for head in heads if not other_tags.get(head)
-        )
+    return [_delete_link(link, ", which holds another image (exclusive)")
+            for link in sorted(tag_links_elsewhere, key=lambda link: (link.head_uuid, link.uuid))]
+
+
+@dataclass(frozen=True)
+class PurgeCandidates:
+    """The project's collections of the image that `purge` may trash, and what decides it.
+
+    `collections` are the live ones; `remaining_tags` counts, per collection, the repo+tag links that stay on it (a
+    collection still tagged is never trashed); `hash_links` are the project's hash links on them, removed with them.
+    """
+
+    collections: t.AbstractSet[str] = frozenset()
+    remaining_tags: t.Mapping[str, int] = field(default_factory=dict)
+    hash_links: t.Sequence[ImageLink] = ()
+
+
+def plan_absent(removed_links: t.Sequence[ImageLink], purge: PurgeCandidates | None = None) -> list[Action]:
+    """Actions that remove the project's links for an image and, with `purge`, its collections no tag points at."""
+    actions = [_delete_link(link, "") for link in removed_links]
+    if purge is None:
+        return actions
+    removed = {link.uuid for link in removed_links}
+    heads = {link.head_uuid for link in purge.hash_links} | set(purge.collections)
+    for head in sorted(heads):
+        if purge.remaining_tags.get(head):
+            continue
+        actions.extend(_delete_link(link, ", which no tag points at") for link in purge.hash_links
+                       if link.head_uuid == head and link.uuid not in removed)
+        if head in purge.collections:
+            actions.append(Action(TRASH_COLLECTION, f"trash collection {head}, which carries no other tag", target=head))
     return actions
+
+
+def _delete_link(link: ImageLink, why: str) -> Action:
+    return Action(DELETE_LINK, f"delete {link.link_class} link {link.name!r} ({link.uuid}) from collection {link.head_uuid}{why}",
+                  target=link.uuid, link_class=link.link_class, link_name=link.name)

@@ -65,7 +65,7 @@ options:
     description:
       - V(present) ensures the image is in the project with both links.
       - V(absent) removes the project's C(docker_image_repo+tag) links for O(name) (for an image id, every
-        link of the project on collections holding that image).
+        link of the project on collections holding that image). See O(purge) to trash the collections too.
     type: str
     choices: [present, absent]
     default: present
@@ -141,7 +141,22 @@ options:
     default: false
   purge:
     description:
-      - With O(state=absent), also trash each collection whose last C(docker_image_repo+tag) link was removed.
+      - With O(state=absent), also trash the project's collections of the image that no C(docker_image_repo+tag) link
+        points at any more, whether this run or an earlier one removed their tags, with the project's
+        C(docker_image_hash) links on them.
+      - The image is identified as for O(state=present), by its O(source) (the Docker daemon, or O(archive_path)), or
+        by O(name) when that is an image id. When the source cannot say and the project holds no tag link for O(name),
+        the task fails without changing anything and asks for the image id as O(name).
+    type: bool
+    default: false
+  exclusive:
+    description:
+      - Make C(repo:tag) resolve to this image, as when rolling a tag back to an older build. The task removes the
+        C(docker_image_repo+tag) link for O(name) from the project's collections of other images, after this image's
+        own links are in place.
+      - The API server picks among every readable collection with that tag, in any project. Collections outside
+        O(project_uuid) are left alone; when one of them still wins, the task says so in a warning naming it.
+      - Needs O(state=present) and a tag (not an image id as O(name)).
     type: bool
     default: false
 notes:
@@ -211,6 +226,12 @@ EXAMPLES = r"""
         project_uuid: "{{ images_project_uuid }}"
         state: absent
         purge: true
+
+- name: Roll the tag stable back to an older build, taking it from the project's newer images
+  arvados.cluster.arvados_docker_image:
+    name: tiny:stable
+    project_uuid: "{{ images_project_uuid }}"
+    exclusive: true
 """
 
 RETURN = r"""
@@ -300,10 +321,15 @@ diff:
   type: dict
   contains:
     before:
-      description: What C(repo:tag) resolved to, and the project's collection and links for the image.
+      description:
+        - With O(state=present), what C(repo:tag) resolved to, the project's collection of the image, and every image
+          link the project holds on it (C(project_links), each C(<link_class> <name>)); with O(exclusive), the
+          project's collections of other images that carry the tag (C(other_images_tagged)).
+        - With O(state=absent), the links the task removes (C(project_links), each C(<link_class> <name> -> <collection>))
+          and, with O(purge), the project's collections of the image (C(project_collections)).
       type: dict
     after:
-      description: The same after the task.
+      description: The same after the task, read back from the cluster, or predicted from the planned actions in check mode.
       type: dict
 """
 

@@ -17,9 +17,11 @@ from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     UPLOAD,
     DesiredImage,
     ImageHoldings,
+    PurgeCandidates,
     attribute_changes,
     new_collection_properties,
     plan_absent,
+    plan_exclusive,
     plan_present,
 )
 
@@ -126,21 +128,49 @@ def test_new_collection_carries_the_image_identity():
     assert new_collection_properties(desired) == {"team": "x", IMAGE_ID_PROPERTY: IMAGE_ID, "docker-image-repo-tag": "tiny:1.0"}
 
 
+HEAD_A, HEAD_B = "zzzzz-4zz18-00000000000000a", "zzzzz-4zz18-00000000000000b"
+
+
 def test_absent_deletes_links_and_purge_trashes_only_untagged_collections():
-    tagged_elsewhere = link(REPO_TAG_LINK, "tiny:1.0", head="zzzzz-4zz18-00000000000000a", uuid="zzzzz-o0j2j-00000000000000a")
-    untagged = link(REPO_TAG_LINK, "tiny:1.0", head="zzzzz-4zz18-00000000000000b", uuid="zzzzz-o0j2j-00000000000000b")
-    actions = plan_absent([tagged_elsewhere, untagged], {"zzzzz-4zz18-00000000000000a": 1}, purge=True)
+    tagged_elsewhere = link(REPO_TAG_LINK, "tiny:1.0", head=HEAD_A, uuid="zzzzz-o0j2j-00000000000000a")
+    untagged = link(REPO_TAG_LINK, "tiny:1.0", head=HEAD_B, uuid="zzzzz-o0j2j-00000000000000b")
+    purge = PurgeCandidates(collections=frozenset({HEAD_A, HEAD_B}), remaining_tags={HEAD_A: 1})
+    actions = plan_absent([tagged_elsewhere, untagged], purge)
     assert [(a.kind, a.target) for a in actions] == [
         (DELETE_LINK, "zzzzz-o0j2j-00000000000000a"),
         (DELETE_LINK, "zzzzz-o0j2j-00000000000000b"),
-        (TRASH_COLLECTION, "zzzzz-4zz18-00000000000000b"),
+        (TRASH_COLLECTION, HEAD_B),
     ]
 
 
+def test_purge_trashes_a_collection_whose_tags_went_earlier_and_its_hash_link_first():
+    hash_link = link(HASH_LINK, IMAGE_ID, head=HEAD_B, uuid="zzzzz-o0j2j-0000000000000hb")
+    kept_hash = link(HASH_LINK, IMAGE_ID, head=HEAD_A, uuid="zzzzz-o0j2j-0000000000000ha")
+    purge = PurgeCandidates(collections=frozenset({HEAD_A, HEAD_B}), remaining_tags={HEAD_A: 2}, hash_links=[hash_link, kept_hash])
+    actions = plan_absent([], purge)
+    assert [(a.kind, a.target) for a in actions] == [(DELETE_LINK, hash_link.uuid), (TRASH_COLLECTION, HEAD_B)]
+    assert actions[0].description.endswith(", which no tag points at")
+
+
+def test_purge_removes_a_hash_link_left_on_a_collection_already_trashed():
+    dangling = link(HASH_LINK, IMAGE_ID, head=HEAD_B, uuid="zzzzz-o0j2j-0000000000000hb")
+    actions = plan_absent([], PurgeCandidates(hash_links=[dangling]))
+    assert [(a.kind, a.target) for a in actions] == [(DELETE_LINK, dangling.uuid)]
+
+
 def test_absent_without_purge_keeps_collections():
-    actions = plan_absent([link(REPO_TAG_LINK, "tiny:1.0")], {}, purge=False)
+    actions = plan_absent([link(REPO_TAG_LINK, "tiny:1.0")])
     assert [a.kind for a in actions] == [DELETE_LINK]
 
 
 def test_absent_with_nothing_there_is_no_change():
-    assert plan_absent([], {}, purge=True) == []
+    assert plan_absent([], PurgeCandidates()) == []
+
+
+def test_exclusive_removes_the_tag_from_other_images_in_a_stable_order():
+    later = link(REPO_TAG_LINK, "tiny:1.0", head=HEAD_B, uuid="zzzzz-o0j2j-00000000000000b")
+    earlier = link(REPO_TAG_LINK, "tiny:1.0", head=HEAD_A, uuid="zzzzz-o0j2j-00000000000000a")
+    actions = plan_exclusive(DESIRED, [later, earlier])
+    assert [(a.kind, a.target) for a in actions] == [(DELETE_LINK, earlier.uuid), (DELETE_LINK, later.uuid)]
+    assert actions[0].description == (f"delete docker_image_repo+tag link 'tiny:1.0' ({earlier.uuid}) from collection {HEAD_A}, "
+                                      "which holds another image (exclusive)")
