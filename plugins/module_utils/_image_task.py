@@ -17,6 +17,7 @@ import typing as t
 from ansible_collections.arvados.cluster.plugins.module_utils._apply import ActionRunner, image_lock
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ARVADOS_CONNECTION_SPEC, ArvadosClient, connection_options
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
+from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source import SOURCE_CONNECTION_SPEC, refused_source_options
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
@@ -75,7 +76,7 @@ def argument_spec() -> dict[str, t.Any]:
         "name": {"type": "str", "required": True},
         "tag": {"type": "str"},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive"]},
+        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive", "arvados"]},
         "pull": {"type": "str", "default": "missing", "choices": ["always", "missing"]},
         "platform": {"type": "str"},
         "archive_path": {"type": "path"},
@@ -91,6 +92,7 @@ def argument_spec() -> dict[str, t.Any]:
         "exclusive": {"type": "bool", "default": False},
     }
     spec.update(ARVADOS_CONNECTION_SPEC)
+    spec.update(SOURCE_CONNECTION_SPEC)
     spec.update(DOCKER_CONNECTION_SPEC)
     return spec
 
@@ -119,8 +121,12 @@ class DockerImageTask:
             raise ImageSourceError("source: archive needs archive_path, the path of a `docker save` archive on the host that runs the module")
         if archive_path and source != "archive":
             raise ImageSourceError(f"archive_path is only read with source: archive, but source is {source}; set source: archive or drop archive_path")
-        if self.params["state"] == "absent" and source == "pull":
-            raise ImageSourceError("state: absent never pulls; drop source: pull")
+        if self.params["state"] == "absent" and source in ("pull", "arvados"):
+            raise ImageSourceError(f"state: absent reads no source; drop source: {source}")
+        refused = refused_source_options(self.params)
+        if refused:
+            raise OptionError(f"{refused[0]} is only read with source: arvados, but source is {source}; set source: arvados or drop "
+                              f"{', '.join(refused)}")
         if self.params["exclusive"] and self.params["state"] == "absent":
             raise OptionError("exclusive makes repo:tag resolve to this image, and state: absent removes the tag; "
                               "drop exclusive, or set state: present")
@@ -244,7 +250,8 @@ class DockerImageTask:
 
     def apply(self, actions: list[Action], desired: DesiredImage, source: t.Any, holdings: ImageHoldings) -> ActionRunner:
         in_project = holdings.in_project.uuid if holdings.in_project else None
-        runner = ActionRunner(self.client, desired, source.open_stream if source is not None else None, collection_uuid=in_project)
+        runner = ActionRunner(self.client, desired, getattr(source, "open_stream", None) if source is not None else None,
+                              collection_uuid=in_project, copy_blocks=getattr(source, "copy_blocks", None))
         self.result["actions"] = [action.description for action in actions]
         self.result["changed"] = bool(actions)
         if actions and not self.context.check_mode:
