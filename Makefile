@@ -35,7 +35,7 @@ help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
-	@echo "make molecule | ee | bench-role | bench-scale"
+	@echo "make molecule | ee | bench-role | bench-scale | bench-clusters"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -191,6 +191,17 @@ BENCH_ROLE_ROUNDS ?= 5
 bench-role: deps venv stage
 	$(VENV)/bin/python bench/role_vs_keepdocker.py --images $(BENCH_ROLE_IMAGES) --rounds $(BENCH_ROLE_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role.md --json $(BUILD)/bench-role.json
+
+BENCH_CLUSTERS_MIB ?= 400
+BENCH_CLUSTERS_IMAGES ?= 10
+BENCH_CLUSTERS_ROUNDS ?= 2
+# source: arvados against arv-copy: one large image A -> B, and the example playbook to three clusters against a loop of
+# arv-copy; writes bench/RESULTS-clusters.md.
+.PHONY: bench-clusters
+bench-clusters: deps venv stage
+	$(VENV)/bin/python bench/clusters.py --size-mib $(BENCH_CLUSTERS_MIB) --images $(BENCH_CLUSTERS_IMAGES) \
+	  --rounds $(BENCH_CLUSTERS_ROUNDS) --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-clusters.md \
+	  --json $(BUILD)/bench-clusters.json
 
 BENCH_SCALE_SIZES ?= 200,2000,4000
 BENCH_SCALE_ROUNDS ?= 3

@@ -99,7 +99,7 @@ def option_hint(options: ConnectionOptions, option: str) -> str:
     return f"{option} / {_ENVIRONMENT_NAMES[option]}"
 
 
-def connection_options(get: t.Callable[[str], t.Any], settings_value: t.Callable[[str], str | None] = _settings_file_value,
+def connection_options(get: t.Callable[[str], t.Any], settings_value: t.Callable[[str], str | None] | None = None,
                        where_to_set: str = _WHERE_TO_SET, option_prefix: str = "") -> ConnectionOptions:
     """The connection options, from what `get` returns for each option's name, else the settings file.
 
@@ -110,6 +110,7 @@ def connection_options(get: t.Callable[[str], t.Any], settings_value: t.Callable
     ~/.config/arvados/settings.conf, as the Arvados command-line tools read it. A source cluster's connection passes
     its own `settings_value` (arv-copy's per-cluster file), `where_to_set` and `option_prefix`.
     """
+    settings_value = settings_value or _settings_file_value
     api_host = get("api_host") or settings_value("ARVADOS_API_HOST")
     api_token = get("api_token") or settings_value("ARVADOS_API_TOKEN")
     insecure = get("api_insecure")

@@ -41,6 +41,8 @@ SOURCE_CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
 }
 _WHERE_TO_SET = ("set source_{option} (or the variable arvados_source_{option}), or source_cluster: <cluster id> to read "
                  "arv-copy's ~/.config/arvados/<cluster id>.conf")
+# The connection options the source sets for itself; retries and timeouts are the task's.
+_SOURCE_OPTIONS = frozenset(("api_host", "api_token", "api_insecure"))
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 # The file name of a v2 image in its collection; a v1 image's (`<hex>.tar`) is not copied.
 _V2_FILE = re.compile(r"^sha256:[0-9a-f]{64}\.tar$")
@@ -78,7 +80,7 @@ def source_connection(params: t.Mapping[str, t.Any]) -> ConnectionOptions:
     settings = cluster_config(params["source_cluster"]) if params.get("source_cluster") else {}
 
     def get(option: str) -> t.Any:
-        return params.get(f"source_{option}") if option.startswith("api_") else params.get(option)
+        return params.get(f"source_{option}") if option in _SOURCE_OPTIONS else params.get(option)
 
     return connection_options(get, settings_value=settings.get, where_to_set=_WHERE_TO_SET, option_prefix="source_")
 

@@ -121,8 +121,10 @@ class DockerImageTask:
             raise ImageSourceError("source: archive needs archive_path, the path of a `docker save` archive on the host that runs the module")
         if archive_path and source != "archive":
             raise ImageSourceError(f"archive_path is only read with source: archive, but source is {source}; set source: archive or drop archive_path")
-        if self.params["state"] == "absent" and source in ("pull", "arvados"):
-            raise ImageSourceError(f"state: absent reads no source; drop source: {source}")
+        if self.params["state"] == "absent" and source == "pull":
+            raise ImageSourceError("state: absent never pulls; drop source: pull")
+        if self.params["state"] == "absent" and source == "arvados":
+            raise ImageSourceError("state: absent reads no source cluster; drop source: arvados")
         refused = refused_source_options(self.params)
         if refused:
             raise OptionError(f"{refused[0]} is only read with source: arvados, but source is {source}; set source: arvados or drop "
