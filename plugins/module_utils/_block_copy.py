@@ -3,25 +3,32 @@
 """Copy a collection's blocks from one cluster's Keep to another's, and the manifest re-signed by the destination.
 
 The manifest is kept token for token, with only the block locators' signatures replaced, so the copy has the same
-portable data hash. Blocks go GET -> PUT in worker threads, at most `blocks_in_flight` at once, each held only between
-its read and its write: memory is bounded by `blocks_in_flight` blocks, and nothing is written to disk. A block the
-resume cache holds and the destination's Keep confirms is neither read nor sent again.
+portable data hash. Blocks are copied in worker threads, at most `blocks_in_flight` at once, each streamed from the
+source's GET into the destination's PUT (`_keep_stream`); a block that cannot be streamed so (a destination that
+stored fewer copies than asked) goes through the SDK's Keep clients, read whole then written, at most
+`BLOCKS_HELD` at once. Nothing is written to disk. A block the resume cache holds and the destination's Keep
+confirms is neither read nor sent again.
 
 Private to the collection: its interface may change without notice.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import threading
+import time
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import KeepUploadError
+from ansible_collections.arvados.cluster.plugins.module_utils._keep_stream import KeepStreamError
 from ansible_collections.arvados.cluster.plugins.module_utils._resume_cache import ResumeCache, keep_confirms
 
 # A block locator in a manifest: `<md5>+<size>` and its hints (the signature `+A<sig>@<expiry>` among them).
 _BLOCK_TOKEN = re.compile(r"^([0-9a-f]{32}\+[0-9]+)((?:\+[A-Z][^+\s]*)*)$")
-BLOCKS_IN_FLIGHT = 2
+BLOCKS_IN_FLIGHT = 4
+# Blocks read whole into memory at once, when a block cannot be streamed.
+BLOCKS_HELD = 2
 
 GetBlock = t.Callable[[str], bytes]
 PutBlock = t.Callable[[bytes], str]
@@ -56,26 +63,46 @@ def resigned_manifest(manifest_text: str, signed: t.Mapping[str, str]) -> str:
 class BlockCopy:
     """One block's copy: offered to the destination from the resume cache first, else read from the source and written."""
 
-    def __init__(self, get_block: GetBlock, put_block: PutBlock, destination_keep: t.Any, resume: ResumeCache | None) -> None:
+    def __init__(self, get_block: GetBlock, put_block: PutBlock, destination_keep: t.Any, resume: ResumeCache | None,
+                 stream: t.Callable[[str], str | None] | None = None, num_retries: int = 0) -> None:
         self.get_block = get_block
         self.put_block = put_block
         self.destination_keep = destination_keep
         self.resume = resume
+        self.stream = stream
+        self.num_retries = num_retries
+        self._held = threading.BoundedSemaphore(BLOCKS_HELD)
 
     def __call__(self, locator: str) -> str:
         key = block_key(locator) or locator
         cached = self.resume.cached_locator(key) if self.resume is not None else None
         if cached is not None and keep_confirms(self.destination_keep, cached):
             return cached
-        try:
-            block = self.get_block(locator)
-        except Exception as exc:
-            raise SourceBlockError(f"reading block {key} from the source cluster's Keep failed: {exc}") from exc
-        signed = self.put_block(block)
-        del block
+        signed = self._streamed(locator) if self.stream is not None else None
+        if signed is None:
+            signed = self._through_memory(locator, key)
         if self.resume is not None:
             self.resume.remember(signed)
         return signed
+
+    def _streamed(self, locator: str) -> str | None:
+        """The block streamed source -> destination, retried as the SDK retries Keep requests (`num_retries`)."""
+        for attempt in range(self.num_retries + 1):
+            try:
+                return self.stream(locator) if self.stream is not None else None
+            except KeepStreamError as exc:
+                if not exc.transient or attempt == self.num_retries:
+                    raise
+                time.sleep(random.random() * 2 ** (attempt + 1))
+        return None
+
+    def _through_memory(self, locator: str, key: str) -> str:
+        with self._held:
+            try:
+                block = self.get_block(locator)
+            except Exception as exc:
+                raise SourceBlockError(f"reading block {key} from the source cluster's Keep failed: {exc}") from exc
+            return self.put_block(block)
 
 
 class SourceBlockError(Exception):

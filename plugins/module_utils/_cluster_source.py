@@ -31,7 +31,8 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_source impo
 from ansible_collections.arvados.cluster.plugins.module_utils._resume_cache import ResumeCache
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import Candidate, parse_term, server_term
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import server_choice
-from ansible_collections.arvados.cluster.plugins.module_utils._upload import keep_block_writer
+from ansible_collections.arvados.cluster.plugins.module_utils._keep_stream import KeepStream
+from ansible_collections.arvados.cluster.plugins.module_utils._upload import cluster_default_copies, keep_block_writer
 
 SOURCE_CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
     "source_api_host": {"type": "str"},
@@ -48,6 +49,8 @@ _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 _V2_FILE = re.compile(r"^sha256:[0-9a-f]{64}\.tar$")
 # The source's blocks are read once each: a Keep block cache of a byte keeps none of them.
 _NO_BLOCK_CACHE = 1
+# How long a streamed block may wait on either Keep service for its next bytes.
+KEEP_TIMEOUT_SECONDS = 300
 
 
 def refused_source_options(params: t.Mapping[str, t.Any]) -> list[str]:
@@ -122,9 +125,13 @@ class ClusterSource:
             raise ImageSourceError("the source image was not identified before its blocks were copied")
         manifest_text = self.candidate.collection.manifest_text or ""
         num_retries = destination.options.num_retries
+        copies = copies if copies is not None else cluster_default_copies(destination.keep)
         put_block = keep_block_writer(destination.keep, copies=copies, storage_classes=storage_classes, num_retries=num_retries)
-        get_block = functools.partial(self._source_keep().get, num_retries=self.options.num_retries)
-        copy_one = BlockCopy(get_block, put_block, destination.keep, resume)
+        source_keep = self._source_keep()
+        stream = KeepStream(source_keep, destination.keep, (self.options.api_insecure, destination.options.api_insecure), copies,
+                            storage_classes, timeout=KEEP_TIMEOUT_SECONDS)
+        get_block = functools.partial(source_keep.get, num_retries=self.options.num_retries)
+        copy_one = BlockCopy(get_block, put_block, destination.keep, resume, stream=stream, num_retries=num_retries)
         signed = copy_blocks(manifest_blocks(manifest_text), copy_one)
         return resigned_manifest(manifest_text, signed)
 
