@@ -303,3 +303,20 @@ def test_the_example_playbook_mirrors_images_to_every_cluster_of_the_group(fleet
     for cluster_id in ("bbbbb", "ccccc"):
         assert f"ok: [{cluster_id}] => {{\n    \"msg\": \"0 image(s) copied (none), 2 already there\"" in again.stdout, again.stdout[-4000:]
     assert not [entry for entry in fleet.emulators["aaaaa"].request_log()["entries"] if entry["service"] == "keep"]
+
+
+def test_keep_failures_on_either_side_are_retried(fleet: Fleet, build_image) -> None:
+    image = stored_on_a(fleet, build_image(size=2 * MIB))
+    fleet.emulators["aaaaa"].inject_fault("GET", "/*", status=503, count=1, service="keep")
+    fleet.emulators["bbbbb"].inject_fault("PUT", "/*", status=503, count=1, service="keep")
+    run = fleet.copy(image, "bbbbb")
+    assert run.rc == 0 and run.result["changed"], run.describe()
+    ClusterView(fleet.emulators["bbbbb"].api("admin")).assert_converged(fleet.projects["bbbbb"], image)
+    statuses = [entry["status"] for entry in fleet.emulators["bbbbb"].request_log()["entries"]
+                if entry["service"] == "keep" and entry["method"] == "PUT"]
+    assert statuses == [503, 200], statuses
+
+
+def test_absent_reads_no_source_cluster(fleet: Fleet) -> None:
+    run = fleet.hosts["bbbbb"].module({"name": "team/tiny:1.0", "state": "absent", **fleet.source_args()})
+    assert run.failed and "state: absent reads no source cluster; drop source: arvados" in run.msg, run.describe()

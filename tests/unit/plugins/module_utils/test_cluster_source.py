@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ansible_collections.arvados.cluster.plugins.module_utils._block_copy import (
+    BlockCopy,
     block_key,
     copy_blocks,
     manifest_blocks,
@@ -22,6 +23,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source im
     source_connection,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArvadosClientError, KeepUploadError, OptionError
+from ansible_collections.arvados.cluster.plugins.module_utils._keep_stream import ExactBody, KeepStreamError
 
 A = "a" * 32
 B = "b" * 32
@@ -111,3 +113,31 @@ def test_the_first_failure_stops_the_copy():
         copy_blocks(locators, copy_one, blocks_in_flight=2)
     time.sleep(0.05)
     assert len(started) < 10
+
+
+class ChunkedResponse:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, amount: int) -> bytes:
+        chunk, self.data = self.data[:amount], self.data[amount:]
+        return chunk
+
+
+def test_a_streamed_body_is_exactly_the_block_or_an_error():
+    body = ExactBody(ChunkedResponse(b"x" * 10 + b"extra"), 10)
+    assert body.read(4) + body.read(100) + body.read(100) == b"x" * 10
+    short = ExactBody(ChunkedResponse(b"x" * 6), 10)
+    assert short.read(100) == b"x" * 6
+    with pytest.raises(KeepStreamError, match="ended the block 4 bytes short"):
+        short.read(100)
+
+
+def test_a_block_that_cannot_be_streamed_goes_through_memory():
+    written = []
+    copy = BlockCopy(lambda locator: b"block", lambda block: written.append(block) or "signed", None, None, stream=lambda locator: None)
+    assert copy(f"{A}+5") == "signed" and written == [b"block"]
+    failing = BlockCopy(lambda locator: b"", lambda block: "", None, None,
+                        stream=lambda locator: (_ for _ in ()).throw(KeepStreamError("answered 403", transient=False)), num_retries=3)
+    with pytest.raises(KeepStreamError, match="403"):
+        failing(f"{A}+5")
