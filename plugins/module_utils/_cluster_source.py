@@ -58,8 +58,9 @@ def refused_source_options(params: t.Mapping[str, t.Any]) -> list[str]:
     return [option for option in SOURCE_CONNECTION_SPEC if params.get(option) is not None] if params["source"] != "arvados" else []
 
 
-def cluster_config(cluster_id: str, environ: t.Mapping[str, str] = os.environ) -> dict[str, str]:
+def cluster_config(cluster_id: str, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
     """arv-copy's settings of one cluster, `$XDG_CONFIG_HOME/arvados/<cluster id>.conf` (else ~/.config/...): KEY=VALUE lines."""
+    environ = os.environ if environ is None else environ
     if not _CLUSTER_ID.match(cluster_id):
         raise OptionError(f"source_cluster: {cluster_id!r} is not a cluster id (five lower-case letters or digits, as arv-copy's --src)")
     base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")

@@ -105,7 +105,7 @@ options:
     type: bool
   source_cluster:
     description:
-      - With O(source=arvados), the source cluster's id (five characters, such as V(zzzzz)): the connection options
+      - With O(source=arvados), the source cluster's id (five characters, such as V(zzzzz)). The connection options
         that neither O(source_api_host), O(source_api_token), O(source_api_insecure) nor their variables set are read
         from C(~/.config/arvados/<source_cluster>.conf) on the host that runs the module, the file C(arv-copy --src)
         reads.

@@ -53,14 +53,14 @@ class TemplarLike(t.Protocol):
 
 
 def connection_values(given: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any] | None, templar: TemplarLike,
-                      option_variables: t.Mapping[str, str] = CONNECTION_VARIABLES) -> dict[str, t.Any]:
+                      option_variables: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
     """The connection options given (not null) as they are, else each one's arvados_* variable, templated and typed.
 
     Options neither sets are left out, for the next sources to answer. `option_variables` are the options and their
     variables (the source cluster's: SOURCE_CONNECTION_VARIABLES).
     """
     values: dict[str, t.Any] = {}
-    for option, variable in option_variables.items():
+    for option, variable in (option_variables or CONNECTION_VARIABLES).items():
         if given.get(option) is not None:
             values[option] = given[option]
         elif variables is not None and variable in variables:

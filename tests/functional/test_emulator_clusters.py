@@ -62,13 +62,14 @@ def test_the_cluster_id_is_fixed_by_the_data_directory(tmp_path):
         emu.stop()
     conflicting = subprocess.run([sys.executable, str(SERVE), "--data-dir", str(tmp_path / "emulator"), "--ready-file",
                                   str(tmp_path / "ready.json"), "--cluster-id", "rrrrr"],
-                                 capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+                                 capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False)
     assert conflicting.returncode != 0
     assert "already holds cluster qqqqq" in conflicting.stderr
 
 
 def test_a_cluster_id_must_be_five_characters(tmp_path):
     refused = subprocess.run([sys.executable, str(SERVE), "--data-dir", str(tmp_path), "--ready-file", str(tmp_path / "r.json"),
-                              "--cluster-id", "TOO-LONG"], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+                              "--cluster-id", "TOO-LONG"], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+                             check=False)
     assert refused.returncode != 0
     assert "five lower-case letters or digits" in refused.stderr

@@ -68,8 +68,8 @@ def test_source_options_are_refused_with_another_source():
 
 def test_the_source_connection_takes_options_then_the_cluster_file(tmp_path, monkeypatch):
     (tmp_path / "arvados").mkdir()
-    (tmp_path / "arvados" / "aaaaa.conf").write_text("ARVADOS_API_HOST=file.example\nARVADOS_API_TOKEN=fromfile\n"
-                                                    "ARVADOS_API_HOST_INSECURE=1\n", encoding="utf-8")
+    settings = "ARVADOS_API_HOST=file.example\nARVADOS_API_TOKEN=fromfile\nARVADOS_API_HOST_INSECURE=1\n"
+    (tmp_path / "arvados" / "aaaaa.conf").write_text(settings, encoding="utf-8")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     options = source_connection(params(source_cluster="aaaaa", source_api_token="fromoption"))
     assert (options.api_host, options.api_token, options.api_insecure) == ("file.example", "fromoption", True)
@@ -137,7 +137,9 @@ def test_a_block_that_cannot_be_streamed_goes_through_memory():
     written = []
     copy = BlockCopy(lambda locator: b"block", lambda block: written.append(block) or "signed", None, None, stream=lambda locator: None)
     assert copy(f"{A}+5") == "signed" and written == [b"block"]
-    failing = BlockCopy(lambda locator: b"", lambda block: "", None, None,
-                        stream=lambda locator: (_ for _ in ()).throw(KeepStreamError("answered 403", transient=False)), num_retries=3)
+    def refused(locator):
+        raise KeepStreamError(f"GET {locator} answered 403", transient=False)
+
+    failing = BlockCopy(lambda locator: b"", lambda block: "", None, None, stream=refused, num_retries=3)
     with pytest.raises(KeepStreamError, match="403"):
         failing(f"{A}+5")
