@@ -137,6 +137,7 @@ def test_a_block_that_cannot_be_streamed_goes_through_memory():
     written = []
     copy = BlockCopy(lambda locator: b"block", lambda block: written.append(block) or "signed", None, None, stream=lambda locator: None)
     assert copy(f"{A}+5") == "signed" and written == [b"block"]
+
     def refused(locator):
         raise KeepStreamError(f"GET {locator} answered 403", transient=False)
 
