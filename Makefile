@@ -35,7 +35,7 @@ help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
-	@echo "make molecule | ee | bench-role | bench-scale | bench-clusters"
+	@echo "make molecule | ee | bench-role | bench-scale | bench-registry | bench-clusters"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -162,6 +162,7 @@ ee: venv stage
 	$(VENV)/bin/ansible-builder introspect --sanitize --write-pip $(BUILD)/ee/requirements.txt \
 	  --write-bindep $(BUILD)/ee/bindep.txt $(STAGE_ROOT)
 	grep -q '^arvados-python-client' $(BUILD)/ee/requirements.txt
+	grep -q '^python-dxf' $(BUILD)/ee/requirements.txt
 	test -s $(BUILD)/ee/bindep.txt
 	$(VENV)/bin/ansible-builder create -f $(STAGE)/extensions/ee/execution-environment.yml --context $(BUILD)/ee/context
 
@@ -191,6 +192,14 @@ BENCH_ROLE_ROUNDS ?= 5
 bench-role: deps venv stage
 	$(VENV)/bin/python bench/role_vs_keepdocker.py --images $(BENCH_ROLE_IMAGES) --rounds $(BENCH_ROLE_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role.md --json $(BUILD)/bench-role.json
+
+BENCH_RSS_SIZES_MB ?= 100
+# source: registry against docker pull + arv-keepdocker and skopeo copy + arv-put, from one local registry; no-op
+# re-runs' registry requests; the module's peak RSS at other sizes too. Writes bench/RESULTS-registry.md.
+.PHONY: bench-registry
+bench-registry: deps venv stage
+	$(VENV)/bin/python bench/registry.py --size-mb $(BENCH_SIZE_MB) --rounds 1 --rss-sizes-mb "$(BENCH_RSS_SIZES_MB)" \
+	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-registry.md --json $(BUILD)/bench-registry.json
 
 BENCH_CLUSTERS_MIB ?= 400
 BENCH_CLUSTERS_IMAGES ?= 10

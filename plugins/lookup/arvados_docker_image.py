@@ -74,7 +74,9 @@ notes:
   - Where the server's parsing surprises, this returns what the server does. C(registry.example:5000/team/bwa) without
     a tag does not resolve, because the server splits it into C(registry.example) and C(5000/team/bwa); write
     C(registry.example:5000/team/bwa:latest). Names are not normalised either (C(docker.io/library/debian) is not
-    C(debian)); the P(arvados.cluster.repo_tag#filter) filter gives the stored form.
+    C(debian)); the P(arvados.cluster.repo_tag#filter) filter gives the stored form. A name that finds nothing gets
+    the hints M(arvados.cluster.arvados_docker_image) gives for it (lowercase, the stored form, C(latest) for a name
+    without a tag).
   - A newer upload does not win over an image whose build time is newer, so re-tagging an older image does not make
     the server run it.
   - Image ids are the exception. Under the server's rules C(sha256:<id>) never selects that image (it is split at
@@ -203,7 +205,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._arvados import Ar
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import CollectionError, ImageRefError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import SHA256, full_image_id
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import split_repo_tag
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import split_repo_tag, stored_name_hints
 from ansible_collections.arvados.cluster.plugins.module_utils._records import iso_time
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
     TERM_NAME,
@@ -303,16 +305,18 @@ def _report_missing(term: LookupTerm, choice: ServerChoice, on_missing: str, pro
 
 
 def _missing_hint(term: LookupTerm) -> str:
-    """Why a name the user meant as `host:port/repo` finds nothing: the server splits at the first `:`."""
-    if term.kind != TERM_NAME or ":" not in term.text:
+    """Why a name finds nothing: the server splits `host:port/repo` at the first `:`, and reads names verbatim where
+    the image module stores them as Docker lists them (the same hints as the modules', from _image_ref)."""
+    if term.kind != TERM_NAME:
         return ""
     repo, tag = split_repo_tag(term.text)
-    if tag is not None:
-        return ""
-    return (
-        f" (the API server splits a name at its first ':', so this is not read as {repo}:latest; "
-        f"write {repo}:latest)"
-    )
+    if ":" in term.text and tag is None:
+        return (
+            f" (the API server splits a name at its first ':', so this is not read as {repo}:latest; "
+            f"write {repo}:latest)"
+        )
+    hints = stored_name_hints(term.text)
+    return f"; {'; '.join(hints)}" if hints else ""
 
 
 def _value(term: LookupTerm, choice: ServerChoice, result: str) -> t.Any:

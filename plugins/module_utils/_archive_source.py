@@ -25,7 +25,7 @@ import typing as t
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck, check_member_name, checked_stream, is_layout_member
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArchiveError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import normalise_repo_tag
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import normalise_repo_tag, split_repo_tag
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import (
     METADATA_SIZE_LIMIT,
     ImageIdentity,
@@ -203,6 +203,25 @@ def select_by_ref(candidates: list, names_of: t.Callable[[t.Any], list[str]], re
     raise ArchiveError(f"{where} holds {len(candidates)} images ({names}); choose one by giving its name (repo:tag)")
 
 
+def archive_name_warning(wanted: str, names: list[str], where: str) -> str | None:
+    """The warning for storing an archive's image as `wanted` (a stored `repo:tag`) though the archive names it otherwise.
+
+    `names` are its RepoTags (docker-archive) or its name annotations (OCI), where a name without `:` or `/` is a tag
+    alone (`org.opencontainers.image.ref.name` is often just that). None when the archive names no image (as
+    `docker save <id>` writes it) or names `wanted`.
+    """
+    if not names or any(_names_wanted(name, wanted) for name in names):
+        return None
+    return (f"archive_path: {where} names its image {', '.join(names)}, not {wanted}; it is stored as {wanted} all the same. "
+            f"Check that the archive holds the image meant for {wanted}, or give one of its names as name")
+
+
+def _names_wanted(name: str, wanted: str) -> bool:
+    if ":" not in name and "/" not in name:
+        return name == split_repo_tag(wanted)[1]
+    return normalise_repo_tag(name) == wanted
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The docker-archive and OCI layouts.
 # ---------------------------------------------------------------------------------------------------------
@@ -215,6 +234,7 @@ class _ArchivePlan:
     identity: ImageIdentity
     archive_format: str
     pieces: list[TarPiece] | None = None
+    names: list[str] = dataclasses.field(default_factory=list)
 
 
 def _plan_docker_archive(archive: _ArchiveFile, ref: str | None, platform: Platform | None) -> _ArchivePlan:
@@ -227,11 +247,11 @@ def _plan_docker_archive(archive: _ArchiveFile, ref: str | None, platform: Platf
     named = {member_name(entry["Config"])} | {name for name, _member in layers}
     if len(entries) == 1 and all(member.isdir() or is_layout_member(name, named) for name, member in archive.members.items()):
         size = os.path.getsize(archive.path)
-        return _ArchivePlan(_identity(config, entry_repo_tags(entry), size, archive.path), "docker-archive")
+        return _ArchivePlan(_identity(config, entry_repo_tags(entry), size, archive.path), "docker-archive", names=entry_repo_tags(entry))
     # Several images, or members the manifest does not name: keep only the image, so the Keep file holds exactly it.
     config_name = member_name(entry["Config"])
     pieces = _docker_archive_pieces_for((config_name, archive.member(config_name, "manifest.json")), entry_repo_tags(entry), layers)
-    return _ArchivePlan(_identity(config, entry_repo_tags(entry), tar_size(pieces), archive.path), "docker-archive", pieces)
+    return _ArchivePlan(_identity(config, entry_repo_tags(entry), tar_size(pieces), archive.path), "docker-archive", pieces, entry_repo_tags(entry))
 
 
 def _entry_on_platform(archive: _ArchiveFile, entry: dict, platform: Platform) -> bool:
@@ -254,7 +274,7 @@ def _plan_oci_archive(archive: _ArchiveFile, ref: str | None, platform: Platform
     layers = [(name, archive.member(name, "image manifest")) for name in layer_names]
     repo_tags = descriptor_repo_tags(chosen)
     pieces = _docker_archive_pieces_for((config_name, archive.member(config_name, "image manifest")), repo_tags, layers)
-    return _ArchivePlan(_identity(config, repo_tags, tar_size(pieces), archive.path), "oci-archive", pieces)
+    return _ArchivePlan(_identity(config, repo_tags, tar_size(pieces), archive.path), "oci-archive", pieces, descriptor_names(chosen))
 
 
 def _identity(config: bytes, repo_tags: list[str], size: int, where: str) -> ImageIdentity:
@@ -315,12 +335,16 @@ class ArchiveSource:
     on the fly (config and layers byte-identical), which `docker load` of Docker 20.10 accepts. An archive
     with several images needs `ref` (repo:tag) to choose one, and then streams only that one; a
     multi-platform OCI index needs `platform` (os/arch[/variant]) unless it holds one platform.
+
+    `warn` is told, once, when the archive names its image otherwise than `ref` (see archive_name_warning).
     """
 
-    def __init__(self, path: str | os.PathLike, ref: str | None = None, platform: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, ref: str | None = None, platform: str | None = None,
+                 warn: t.Callable[[str], None] | None = None) -> None:
         self.path = os.fspath(path)
         self.ref = ref
         self.platform = platform
+        self.warn = warn
         self._plan: _ArchivePlan | None = None
 
     @property
@@ -359,4 +383,7 @@ class ArchiveSource:
                 self._plan = _plan_oci_archive(archive, self.ref, platform)
             else:
                 raise ArchiveError(f"{self.path} has neither manifest.json nor index.json: it is not a `docker save` or OCI image archive")
+            warning = archive_name_warning(self.ref, self._plan.names, self.path) if self.ref else None
+            if warning and self.warn:
+                self.warn(warning)
         return self._plan

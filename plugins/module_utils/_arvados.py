@@ -48,6 +48,11 @@ TRANSIENT_ERRNOS = frozenset((errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNA
 NOT_TLS_REASONS = frozenset(("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"))
 # The SDK puts the request id in front of transport error messages; it means nothing to a user.
 _REQUEST_ID_PREFIX = re.compile(r"^\[req-[0-9a-z]+\] ")
+# The controller names the API server behind it in the errors it relays (lib/controller/rpc/conn.go), with the status
+# again: `//railsapi.internal/arvados/v1/groups/<uuid>: 404 Not Found: Path not found`. Neither helps a user.
+_RAILS_API_PREFIX = re.compile(r"//railsapi\.internal/\S*: (?:\d{3} [^:]*: )?")
+# A v2 token: `v2/<token uuid>/<secret>`; the uuid's first five characters name the cluster that issued it.
+_V2_TOKEN = re.compile(r"v2/([a-z0-9]{5})-gj3su-[a-z0-9]{15}/")
 
 ARVADOS_CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
     "api_host": {"type": "str", "fallback": (env_fallback, ["ARVADOS_API_HOST"])},
@@ -187,12 +192,15 @@ def _tls_context(insecure: bool) -> ssl.SSLContext:
     return context
 
 
-def describe_error(exc: BaseException, options: ConnectionOptions) -> ArvadosClientError:
-    """An SDK or transport exception as a message that names the cause and the fix, without the token."""
+def describe_error(exc: BaseException, options: ConnectionOptions, cluster_id: str | None = None) -> ArvadosClientError:
+    """An SDK or transport exception as a message that names the cause and the fix, without the token.
+
+    `cluster_id` is the server's (its discovery document's `uuidPrefix`), when known.
+    """
     status = getattr(getattr(exc, "resp", None), "status", None)
     reason = _api_error_reason(exc) if status else _transport_reason(exc)
     if status == 401:
-        message = f"the API server {options.api_host} refused the token (401: {reason}): check {option_hint(options, 'api_token')}, it may have expired"
+        message = f"the API server {options.api_host} refused the token (401: {reason}): {refused_token_fix(options, cluster_id)}"
     elif status == 403:
         message = f"permission denied by {options.api_host} (403: {reason})"
     elif status == 404:
@@ -208,6 +216,21 @@ def describe_error(exc: BaseException, options: ConnectionOptions) -> ArvadosCli
     else:
         message = f"cannot talk to the API server {options.api_host}: {type(exc).__name__}: {reason}"
     return ArvadosClientError(redact(message, options), status=status)
+
+
+def refused_token_fix(options: ConnectionOptions, cluster_id: str | None) -> str:
+    """What to do about a refused token: one of another cluster cannot work here, any other may have expired."""
+    token_cluster = token_cluster_id(options.api_token)
+    if cluster_id and token_cluster and token_cluster != cluster_id:
+        return (f"the token was issued by cluster {token_cluster}, and {options.api_host} is cluster {cluster_id}: give a token "
+                f"of {cluster_id} in {option_hint(options, 'api_token')}, or set {option_hint(options, 'api_host')} to {token_cluster}'s API server")
+    return f"check {option_hint(options, 'api_token')}, it may have expired"
+
+
+def token_cluster_id(api_token: str) -> str | None:
+    """The cluster that issued a v2 token (the prefix of its uuid); None for a v1 token, which does not say."""
+    match = _V2_TOKEN.match(api_token)
+    return match.group(1) if match else None
 
 
 def _transport_reason(exc: BaseException) -> str:
@@ -226,7 +249,7 @@ def _retry_account(exc: BaseException) -> str:
 
 def _api_error_reason(exc: BaseException) -> str:
     reason = getattr(exc, "_get_reason", None)
-    return str(reason() if callable(reason) else exc)
+    return _RAILS_API_PREFIX.sub("", str(reason() if callable(reason) else exc))
 
 
 def redact(text: str, options: ConnectionOptions) -> str:
@@ -349,19 +372,23 @@ class ArvadosClient:
         try:
             return request.execute(num_retries=self.options.num_retries)
         except REQUEST_ERRORS as exc:
-            raise describe_error(exc, self.options) from None
+            raise describe_error(exc, self.options, self.cluster_id) from None
 
     def call(self, function: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
         """Run an SDK helper that makes its own requests (such as list_images_in_arv), translating its errors."""
         try:
             return function(*args, **kwargs)
         except REQUEST_ERRORS as exc:
-            raise describe_error(exc, self.options) from None
+            raise describe_error(exc, self.options, self.cluster_id) from None
 
     @property
     def discovery(self) -> dict[str, t.Any]:
         """The discovery document the client was built from (cluster id, image formats, replication)."""
         return self._discovery
+
+    @property
+    def cluster_id(self) -> str | None:
+        return self._discovery.get("uuidPrefix")
 
     @property
     def keep(self) -> t.Any:

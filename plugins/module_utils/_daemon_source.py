@@ -77,6 +77,20 @@ def _low_level_api(client: t.Any) -> t.Any:
     return getattr(client, "api", client)
 
 
+def said_once(text: str) -> str:
+    """The daemon's message without its repetition: dockerd 20.10 answers a missing image with
+    `no such image: x: No such image: x`, its own wording around the registry's."""
+    parts = text.split(": ")
+    half = len(parts) // 2
+    if len(parts) % 2 == 0 and [part.lower() for part in parts[:half]] == [part.lower() for part in parts[half:]]:
+        return ": ".join(parts[half:])
+    return text
+
+
+def _daemon_says(exc: t.Any) -> str:
+    return said_once(str(exc.explanation or exc))
+
+
 @contextlib.contextmanager
 def _daemon_errors(action: str, ref: str) -> t.Iterator[None]:
     """Turn SDK and HTTP errors into the collection's errors, naming the image and what was being done."""
@@ -84,10 +98,10 @@ def _daemon_errors(action: str, ref: str) -> t.Iterator[None]:
         yield
     except docker_errors.APIError as exc:
         if action == "pull":
-            raise PullError(f"pull {ref} failed: {exc.explanation or exc}; {PULL_HINT}") from exc
+            raise PullError(f"pull {ref} failed: {_daemon_says(exc)}; {PULL_HINT}") from exc
         if isinstance(exc, docker_errors.NotFound):
-            raise ImageNotFound(f"image {ref} is not in the Docker daemon ({exc.explanation or exc}); pull it (source: pull) or load it (docker load)") from exc
-        raise ImageSourceError(f"{action} {ref} failed: the Docker daemon answered {exc.explanation or exc}") from exc
+            raise ImageNotFound(f"image {ref} is not in the Docker daemon ({_daemon_says(exc)}); pull it (source: pull) or load it (docker load)") from exc
+        raise ImageSourceError(f"{action} {ref} failed: the Docker daemon answered {_daemon_says(exc)}") from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise DaemonUnavailable(f"cannot reach the Docker daemon to {action} {ref} ({exc}); start Docker or set docker_host, or use an archive source") from exc
 
@@ -361,4 +375,4 @@ class PullSource(LocalDaemonSource):
         with _daemon_errors("pull", self.ref):
             for message in self._api.pull(repository, tag=tag, stream=True, decode=True, platform=self.platform):
                 if isinstance(message, dict) and message.get("error"):
-                    raise PullError(f"pull {self.ref} failed: {message['error']}; {PULL_HINT}")
+                    raise PullError(f"pull {self.ref} failed: {said_once(str(message['error']))}; {PULL_HINT}")

@@ -18,6 +18,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader im
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, full_image_id, parse_image_id
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import normalise_repo, split_repo_tag
+from ansible_collections.arvados.cluster.plugins.module_utils._projects import check_project, check_project_uuid
 from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection, iso_time
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import (
     Candidate,
@@ -104,11 +105,16 @@ class ImageLister:
     def __init__(self, context: TaskContext) -> None:
         self.context = context
         params = context.params
+        if params["project_uuid"]:
+            check_project_uuid(params["project_uuid"])
         self.image_filter = ImageFilter(params["name"], params["tag"], params["image_id"], params["project_uuid"])
         self.reader: t.Any = None
 
     def run(self) -> dict[str, t.Any]:
-        self.reader = CatalogReader(ArvadosClient(connection_options(self.context.params.get)))
+        client = ArvadosClient(connection_options(self.context.params.get))
+        if self.image_filter.project_uuid:  # as in the image module: a mistyped or unreadable project fails rather than listing nothing
+            check_project(client, self.image_filter.project_uuid, writable=False)
+        self.reader = CatalogReader(client)
         images = [image for image in self.listing() if self.image_filter.matches(image)]
         collections = {collection.uuid: collection for collection in self.reader.collections(image["collection_uuid"] for image in images)}
         images = [with_collection(image, collections[image["collection_uuid"]]) for image in images if image["collection_uuid"] in collections]

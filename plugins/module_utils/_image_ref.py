@@ -200,13 +200,63 @@ def _check_domain(repo: str, domain: str) -> None:
 
 def _check_path(repo: str, path: str) -> None:
     if path.lower() != path:
-        raise ImageRefError(f"name: repository name {repo!r} must be lowercase; use {repo.lower()!r}.")
+        raise ImageRefError(f"name: {lowercase_hint(repo)}.")
     for component in path.split("/"):
         if not _PATH_COMPONENT.fullmatch(component):
             raise ImageRefError(
                 f"name: {repo!r} is not a valid repository name; each '/'-separated part holds lowercase letters "
                 "and digits, separated by '.', '_', '__' or dashes."
             )
+
+
+def lowercase_hint(repo: str) -> str:
+    """What a repository name with capitals gets told: Docker refuses it, and so nothing is stored under it."""
+    return f"repository name {repo!r} must be lowercase; use {repo.lower()!r}"
+
+
+def untagged_hint(name: str) -> str | None:
+    """What a name without a tag was read as (Docker's rule: `latest`), for a message saying nothing was found."""
+    if ":" in name or _is_image_id(name):
+        return None
+    return f"{name!r} names no tag, so {name}:{DEFAULT_TAG} was looked for; give the tag you mean"
+
+
+def stored_name_hints(name: str) -> list[str]:
+    """Why `name`, read verbatim as the API server reads it, may find nothing that the image module stored.
+
+    The module stores the name Docker lists (`docker.io/team/x:1` is `team/x:1`) and refuses capitals (its error is
+    `lowercase_hint`); a name without a tag means `latest`. The lookup adds these to its "not found".
+    """
+    if _is_image_id(name):
+        return []
+    repo, tag = split_repo_tag(name)
+    looked_for = name if tag is not None else f"{name}:{DEFAULT_TAG}"
+    untagged = untagged_hint(name)
+    hints = [untagged] if untagged else []
+    try:
+        stored = parse_image_ref(name).repo_tag
+    except ImageRefError:
+        if repo.lower() != repo and _is_valid_repo(repo.lower()):
+            hints.insert(0, lowercase_hint(repo))
+        return hints
+    if stored != looked_for:
+        hints.insert(0, f"{looked_for} is stored as {stored} (the name Docker lists); use {stored!r}")
+    return hints
+
+
+def _is_image_id(name: str) -> bool:
+    try:
+        return image_id_prefix_of(name) is not None
+    except ImageRefError:
+        return False
+
+
+def _is_valid_repo(repo: str) -> bool:
+    try:
+        normalise_repo(repo)
+    except ImageRefError:
+        return False
+    return True
 
 
 def _merge_tags(name: str, name_tag: str | None, tag: str | None) -> str:

@@ -29,7 +29,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
     StoredImageError,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
 from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
     Resolution,
     absent_diff,
@@ -64,7 +64,13 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     server_choice,
     server_term,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, image_source
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import (
+    REGISTRY_SPEC,
+    RecordedImage,
+    check_registry_options,
+    recorded_image,
+)
+from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, image_source, task_image_ref, with_source_details
 from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem
 from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskContext
 
@@ -76,7 +82,7 @@ def argument_spec() -> dict[str, t.Any]:
         "name": {"type": "str", "required": True},
         "tag": {"type": "str"},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive", "arvados"]},
+        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive", "registry", "arvados"]},
         "pull": {"type": "str", "default": "missing", "choices": ["always", "missing"]},
         "platform": {"type": "str"},
         "archive_path": {"type": "path"},
@@ -94,6 +100,8 @@ def argument_spec() -> dict[str, t.Any]:
     spec.update(ARVADOS_CONNECTION_SPEC)
     spec.update(SOURCE_CONNECTION_SPEC)
     spec.update(DOCKER_CONNECTION_SPEC)
+    # source: registry
+    spec.update(REGISTRY_SPEC)
     return spec
 
 
@@ -108,7 +116,7 @@ class DockerImageTask:
     def __init__(self, context: TaskContext) -> None:
         self.context = context
         self.params = context.params
-        self.ref: ImageRef = parse_image_ref(self.params["name"], self.params["tag"])
+        self.ref: ImageRef = task_image_ref(self.params)
         self._check_source_options()
         self.result: dict[str, t.Any] = {"changed": False, "actions": [], "repo": self.ref.repo, "tag": self.ref.tag}
         self.client: t.Any = None
@@ -121,8 +129,9 @@ class DockerImageTask:
             raise ImageSourceError("source: archive needs archive_path, the path of a `docker save` archive on the host that runs the module")
         if archive_path and source != "archive":
             raise ImageSourceError(f"archive_path is only read with source: archive, but source is {source}; set source: archive or drop archive_path")
-        if self.params["state"] == "absent" and source == "pull":
-            raise ImageSourceError("state: absent never pulls; drop source: pull")
+        if self.params["state"] == "absent" and source in ("pull", "registry"):
+            raise ImageSourceError(f"state: absent never pulls; drop source: {source}")
+        check_registry_options(self.params)
         if self.params["state"] == "absent" and source == "arvados":
             raise ImageSourceError("state: absent reads no source cluster; drop source: arvados")
         refused = refused_source_options(self.params)
@@ -163,7 +172,8 @@ class DockerImageTask:
     # ---- present ----------------------------------------------------------------------------------------
 
     def ensure_present(self, project_uuid: str) -> None:
-        source, identity = identify_image(self.context, self.ref, self.cluster_identity)
+        source, identity = identify_image(self.context, self.ref, self.cluster_identity,
+                                          recorded=lambda reference: self.registry_record(reference, project_uuid))
         self.result["pulled"] = bool(getattr(source, "pulled", False))
         if identity is None:
             self.result.update(changed=True, image_id=None, actions=[f"pull {self.ref.repo_tag} and store it in project {project_uuid}"])
@@ -176,6 +186,7 @@ class DockerImageTask:
             view = self.read_view()
             holdings = self.reader.image_holdings(identity.image_id, desired.repo_tag, project_uuid)
             actions = self.plan(desired, holdings, source) + self.exclusive_actions(desired, holdings)
+            desired = with_source_details(desired, source, actions)
             before = self.state_before(holdings, view, project_uuid)
             if actions:
                 check_project(self.client, project_uuid)
@@ -190,6 +201,13 @@ class DockerImageTask:
             return None
         created = winner.link.properties.get("image_timestamp", "") if winner.link else ""
         return ImageIdentity(image_id=winner.image_id, created=created, repo_tags=[self.ref.repo_tag])
+
+    def registry_record(self, reference: str, project_uuid: str) -> RecordedImage | None:
+        """What the project's `repo:tag` collections record of the registry `reference` they were stored from."""
+        if not self.ref.repo_tag:
+            return None
+        links = self.reader.project_tag_links(self.ref.repo_tag, project_uuid)
+        return recorded_image(self.reader.collections(link.head_uuid for link in links), links, reference)
 
     def check_image_format(self) -> None:
         formats = self.client.docker_image_formats()

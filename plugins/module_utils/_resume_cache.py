@@ -32,8 +32,9 @@ _SIGNED_LOCATOR = re.compile(r"^([0-9a-f]{32}\+[0-9]+)(?:\+[B-Z][^+]*)*\+A[0-9a-
 PutBlock = t.Callable[[bytes], str]
 
 
-def cache_folder(environ: t.Mapping[str, str] = os.environ) -> str:
+def cache_folder(environ: t.Mapping[str, str] | None = None) -> str:
     """Where upload caches live: the XDG cache folder (else ~/.cache) of the user the module runs as."""
+    environ = os.environ if environ is None else environ
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, CACHE_FOLDER)
 

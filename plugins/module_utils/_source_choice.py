@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) 2026, arvados.cluster contributors
-"""Where a task reads its image from (an archive, the local daemon, a pull, another cluster), and the image's identity.
+"""Where a task reads its image from (an archive, the local daemon, a pull, a registry, another cluster), and the image's identity.
 
 When the daemon cannot say (it is down, or lacks the image), a named image falls back to the one the cluster runs
 for that name, as arv-keepdocker does.
@@ -10,6 +10,7 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
@@ -17,19 +18,23 @@ from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source im
 from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable, ImageNotFound, ImageRefError
-from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
+from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref, untagged_hint
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
+from ansible_collections.arvados.cluster.plugins.module_utils._plan import COPY, CREATE_LINK, UPLOAD, Action, DesiredImage
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import parse_registry_name
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RecordedLookup, RegistrySource
 
 ClusterIdentity = t.Callable[[], t.Optional[ImageIdentity]]
 
 
-def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdentity) -> tuple[t.Any, ImageIdentity | None]:
+def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdentity,
+                   recorded: RecordedLookup | None = None) -> tuple[t.Any, ImageIdentity | None]:
     """The image's source and its id and creation time; the source is None when the identity came from the cluster.
 
     The identity is None only in check mode, for an image that would be pulled and that neither the daemon nor the
     cluster has.
     """
-    source = image_source(context, ref)
+    source = image_source(context, ref, recorded)
     try:
         return source, source.identify()
     except (DaemonUnavailable, ImageNotFound) as exc:
@@ -40,17 +45,39 @@ def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdent
             return source, None
         if identity is None:
             field = "" if isinstance(exc, DaemonUnavailable) else "name: "
-            raise type(exc)(f"{field}{exc}; the cluster does not hold {ref.repo_tag} either") from None
+            message = f"{field}{exc}; the cluster does not hold {ref.repo_tag} either"
+            untagged = untagged_hint(context.params["name"]) if context.params.get("tag") is None else None
+            raise type(exc)(f"{message}; {untagged}" if untagged else message) from None
         if not isinstance(source, CheckModePull):
             context.warn(f"{exc}. Using the image the cluster already holds for {ref.repo_tag}: {identity.image_id}.")
         return None, identity
 
 
-def image_source(context: t.Any, ref: ImageRef) -> t.Any:
-    """The source the task's options name: an archive, another cluster, a pull (none in check mode), or the local daemon."""
+def task_image_ref(params: t.Mapping[str, t.Any]) -> ImageRef:
+    """The image reference of the task's name and tag; with source: registry, the name may pin a manifest digest."""
+    if params["source"] == "registry":
+        return parse_registry_name(params["name"], params["tag"])[1]
+    return parse_image_ref(params["name"], params["tag"])
+
+
+def with_source_details(desired: DesiredImage, source: t.Any, actions: list[Action]) -> DesiredImage:
+    """What a registry source tells only when something is to be created: the build time (read from the config blob)
+    and, for a new collection, where the image came from."""
+    kinds = {action.kind for action in actions}
+    if not isinstance(source, RegistrySource) or not kinds & {UPLOAD, COPY, CREATE_LINK}:
+        return desired
+    properties = {**source.provenance(), **desired.properties} if kinds & {UPLOAD, COPY} else desired.properties
+    return dataclasses.replace(desired, image_timestamp=desired.image_timestamp or source.created() or None, properties=properties)
+
+
+def image_source(context: t.Any, ref: ImageRef, recorded: RecordedLookup | None = None) -> t.Any:
+    """The source the task's options name: an archive, a registry (with what the project records of it), another
+    cluster, a pull (none in check mode), or the local daemon."""
     params = context.params
+    if params["source"] == "registry":
+        return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0], context.run_command, recorded)
     if params["source"] == "archive":
-        return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"])
+        return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"], warn=context.warn)
     if params["source"] == "arvados":
         return ClusterSource(params, ref)
     reference = ref.repo_tag or ref.image_id_prefix

@@ -16,14 +16,20 @@ from dataclasses import dataclass
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import failure_of
 
 
+# Runs a program (argument list, no shell) with `data` on its stdin exactly as given: (exit status, stdout, stderr) as
+# text; raises OSError when the program cannot start. AnsibleModule.run_command where the module is shipped.
+RunCommand = t.Callable[[t.Sequence[str], str], t.Tuple[int, str, str]]
+
+
 @dataclass(frozen=True)
 class TaskContext:
-    """Validated options, the task's modes, and where warnings go."""
+    """Validated options, the task's modes, where warnings go, and how a program runs (None: no program runs)."""
 
     params: t.Mapping[str, t.Any]
     check_mode: bool
     diff: bool
     warn: t.Callable[[str], None]
+    run_command: RunCommand | None = None
 
 
 Task = t.Callable[[TaskContext], t.Dict[str, t.Any]]
@@ -37,10 +43,16 @@ def run_task(task: Task, context: TaskContext) -> dict[str, t.Any]:
         return failure_of(exc).as_result()
 
 
+def _module_command(module: t.Any, args: t.Sequence[str], data: str) -> tuple[int, str, str]:
+    rc, stdout, stderr = module.run_command(list(args), data=data, binary_data=True, handle_exceptions=False)
+    return rc, stdout, stderr
+
+
 def run_module(module: t.Any, task: Task) -> None:
     """Run `task` for an AnsibleModule and exit with its result."""
     context = TaskContext(params=module.params, check_mode=module.check_mode,
-                          diff=module._diff, warn=module.warn)  # pylint: disable=protected-access
+                          diff=module._diff, warn=module.warn,  # pylint: disable=protected-access
+                          run_command=lambda args, data: _module_command(module, args, data))
     result = run_task(task, context)
     if result.pop("failed", False):
         module.fail_json(**result)

@@ -30,6 +30,7 @@ author:
 requirements:
   - arvados-python-client >= 3.2.1
   - docker >= 7.1.0 (for O(source=local) and O(source=pull))
+  - python-dxf >= 12.1 (for O(source=registry))
 extends_documentation_fragment:
   - arvados.cluster.arvados
   - arvados.cluster.arvados.DOCKER
@@ -78,6 +79,14 @@ options:
         the Docker host's own login (C(~/.docker/config.json)); use M(community.docker.docker_login) to set it.
       - V(archive) reads a C(docker save) archive at O(archive_path) on the host that runs the module, in the
         classic layout, the Docker 25 layout, or a pure OCI layout (converted on the fly). No Docker daemon is needed.
+      - V(registry) reads O(name) straight from its registry, with no Docker daemon. O(name) may give the registry
+        host and port (C(registry.example:5000/team/bwa:0.7.17)) and pin a manifest digest
+        (C(team/bwa@sha256:<hex>); a C(repo:tag) link is made only when a tag is given too); a name without a host
+        is on Docker Hub. The manifest tells the image id, so only the manifest is read when the cluster already
+        holds the image, and check mode is exact. The stored file is a C(docker load)-able archive whose bytes depend
+        on the manifest alone. Layers compressed with zstd, and foreign layers, are refused. A new collection records
+        the manifest digest and the reference in its properties C(docker-image-manifest-digest) and
+        C(docker-image-registry-reference).
       - V(arvados) copies the image from another Arvados cluster (see O(source_api_host)), with no Docker daemon. O(name)
         is resolved there as the lookup resolves it (the server's choice for C(repo:tag); the collections holding the id
         for an image id). The destination is checked first, and the source's Keep is read only when the destination
@@ -85,7 +94,7 @@ options:
         temporary file. The new collection has the same manifest, hence the same portable data hash, as the source's,
         and its links carry the source's C(image_timestamp). Only format v2 images are copied.
     type: str
-    choices: [local, pull, archive, arvados]
+    choices: [local, pull, archive, registry, arvados]
     default: local
   source_api_host:
     description:
@@ -115,17 +124,59 @@ options:
       - With O(source=pull), V(missing) pulls only when the daemon lacks O(name); V(always) pulls every time.
       - A pull alone never makes the task C(changed); only a change in the cluster does.
       - In check mode nothing is pulled; the image the daemon already has, or else the cluster's, stands in.
+      - With O(source=registry), V(missing) asks the registry nothing when the project already holds O(name)'s
+        C(repo:tag) in a collection recorded (C(docker-image-registry-reference)) as stored from the same reference: the
+        image it records stands. V(always) asks the registry for the manifest digest every time (a C(HEAD) request, in
+        check mode too), and reads the manifest only when the digest is not the one recorded, so a tag pushed anew makes
+        the task C(changed), with the image id the tag now names, in check mode as in a real run. A name pinned by digest
+        always reads its manifest.
     type: str
     choices: [always, missing]
     default: missing
   platform:
     description:
       - The platform to pull, for example V(linux/amd64), with O(source=pull).
+      - With O(source=registry), the image of a multi-platform index to store; V(linux/amd64) when not set (the
+        compute nodes' platform matters, not the controller's). A platform the index lacks fails, naming those it has.
     type: str
   archive_path:
     description:
       - The image archive to read with O(source=archive). Required then, and refused with any other source.
+      - The image is stored under O(name) whatever the archive calls it. When the archive names its image otherwise (the
+        C(RepoTags) of C(docker save), or the C(org.opencontainers.image.ref.name) and C(io.containerd.image.name)
+        annotations of an OCI archive, compared in the stored form, so C(docker.io/team/tiny:1.0) is C(team/tiny:1.0)),
+        the task warns, naming the archive's names. An archive that names no image, as C(docker save IMAGE_ID) writes
+        it, is stored silently.
     type: path
+  registry_username:
+    description:
+      - The user to log in to the registry as, with O(source=registry); refused with other sources.
+      - Without O(registry_username) and O(registry_password), the login saved for the registry is used, from Docker's
+        C(config.json) (in E(DOCKER_CONFIG), else C(~/.docker)), then the containers
+        C(auth.json) (E(REGISTRY_AUTH_FILE), C($XDG_RUNTIME_DIR/containers/auth.json),
+        C(~/.config/containers/auth.json)); else the registry is read anonymously.
+      - As Docker reads a C(config.json), a credential helper named for the registry in C(credHelpers), else the
+        C(credsStore) of every registry, is asked first (C(docker-credential-<helper> get) with the registry on its
+        standard input, on the host the module runs on); a helper that holds nothing for the registry means anonymous
+        access, a helper that is not installed fails the task.
+      - Registries that use bearer-token realms (Docker Hub, quay.io) and basic auth are both supported.
+    type: str
+  registry_password:
+    description:
+      - The password or token for O(registry_username). Given with it, or not at all.
+    type: str
+  registry_ca_path:
+    description:
+      - A PEM file of the certificate authorities to verify the registry's certificate with, with O(source=registry).
+        By default the system's are used.
+    type: path
+  registry_insecure:
+    description:
+      - With O(source=registry), what Docker's C(insecure-registries) means - the registry's certificate is not
+        verified, and plain HTTP is allowed. Registries on C(127.0.0.0/8), C(::1) and C(localhost) may speak plain
+        HTTP without it, as with Docker.
+    type: bool
+    default: false
   project_uuid:
     description:
       - The project that owns the collection and its links. Defaults to the token user's home project.
@@ -213,8 +264,9 @@ seealso:
 EXAMPLES = r"""
 # The examples use these variables: images_project_uuid (a project the token can write, such as
 # zzzzz-j7d0g-0123456789abcde), images_registry (a registry host, such as registry.example:5000) and
-# images_archive (the path of a `docker save` archive on the host that runs the module); source_arvados_api_host
-# and source_arvados_api_token give another cluster to copy from.
+# images_archive (the path of a `docker save` archive on the host that runs the module); registry_user and
+# registry_password are a login to that registry;
+# source_arvados_api_host and source_arvados_api_token give another cluster to copy from.
 
 - name: Store the image tiny:1.0 from the local Docker daemon in a project
   arvados.cluster.arvados_docker_image:
@@ -233,6 +285,14 @@ EXAMPLES = r"""
     source: pull
     pull: missing
     platform: linux/amd64
+
+- name: Store an image straight from its registry, with no Docker daemon
+  arvados.cluster.arvados_docker_image:
+    name: "{{ images_registry }}/team/bwa:0.7.17"
+    source: registry
+    registry_username: "{{ registry_user }}"
+    registry_password: "{{ registry_password }}"
+    project_uuid: "{{ images_project_uuid }}"
 
 - name: Store an image from a saved archive, with no Docker daemon
   arvados.cluster.arvados_docker_image:

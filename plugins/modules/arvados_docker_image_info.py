@@ -46,6 +46,8 @@ options:
   project_uuid:
     description:
       - Only images whose links and collection this project owns, as C(arv-keepdocker --project-uuid) lists them.
+      - Checked as M(arvados.cluster.arvados_docker_image) checks it, so a mistyped or unreadable project, or the uuid
+        of something else (a collection, say), fails the task rather than listing nothing.
     type: str
 notes:
   - The listing orders the images of each name by the image timestamp and link creation time at full precision, and

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import sys
 import typing as t
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ class ControllerAction(ActionBase):
                 return remove_values({"failed": True, "msg": self._validation_message(validation)}, no_log_values)
             params = validation.validated_parameters
             warnings: list[str] = []
-            context = TaskContext(params=params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff), warn=warnings.append)
+            context = TaskContext(params=params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff), warn=warnings.append,
+                                  run_command=run_command)
             result = run_task(self.module_code.task, context)
         if warnings:
             result["warnings"] = warnings
@@ -138,6 +140,14 @@ class ControllerAction(ActionBase):
         if isinstance(validation.errors[0], UnsupportedError):
             message = f"Unsupported parameters for ({self._task.resolved_action or self._task.action}) module: {message}"
         return message
+
+
+def run_command(args: t.Sequence[str], data: str) -> tuple[int, str, str]:
+    """A program run in the controller as AnsibleModule.run_command runs it where the module is shipped (the contract of
+    `_task.RunCommand`): no shell, `data` on stdin as given, text out; OSError when it cannot start."""
+    completed = subprocess.run(list(args), input=data.encode("utf-8"), capture_output=True, check=False)
+    return (completed.returncode, completed.stdout.decode("utf-8", errors="replace"),
+            completed.stderr.decode("utf-8", errors="replace"))
 
 
 def _is_this_python(interpreter: str) -> bool:

@@ -155,14 +155,17 @@ class RunningPlaybook:
 class AnsibleRunner:
     """Runs one-task playbooks against the staged collection as one managed host would: same HOME for all runs."""
 
-    def __init__(self, collections_path: pathlib.Path, work_dir: pathlib.Path, execution: str = CONTROLLER) -> None:
+    def __init__(self, collections_path: pathlib.Path, work_dir: pathlib.Path, execution: str = CONTROLLER,
+                 python: str = sys.executable) -> None:
         self.collections_path = collections_path
         self.work_dir = work_dir
         self.execution = execution
+        # The controller's python, and the managed host's (itself, or a wrapper that runs it).
+        self.python = python
         self.executions_seen: set[str] = set()
         self.home = work_dir / "home"
         self.home.mkdir(parents=True, exist_ok=True)
-        self.interpreter = sys.executable if execution == CONTROLLER else self._python_wrapper()
+        self.interpreter = python if execution == CONTROLLER else self._python_wrapper()
         # ansible-core puts unix sockets in TMPDIR, whose paths must stay short.
         self.temp = pathlib.Path(tempfile.mkdtemp(prefix="arvft-", dir=SHORT_TEMP_PARENT))
         self._numbers = itertools.count(1)
@@ -171,7 +174,7 @@ class AnsibleRunner:
     def _python_wrapper(self) -> str:
         """A program that is not this python but runs it: the module is shipped to it as to any other interpreter."""
         wrapper = self.work_dir / "python"
-        wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n', encoding="utf-8")
+        wrapper.write_text(f'#!/bin/sh\nexec {self.python} "$@"\n', encoding="utf-8")
         wrapper.chmod(0o755)
         return str(wrapper)
 
@@ -219,7 +222,8 @@ class AnsibleRunner:
               variables: t.Mapping[str, t.Any] | None = None, check: bool = False, diff: bool = False,
               verbosity: int = 3) -> RunningPlaybook:
         folder = self._prepare(tasks, variables)
-        command = [str(BIN / "ansible-playbook"), "-i", str(folder / "inventory" / "hosts.yml"), str(folder / "playbook.yml")]
+        # Run by this runner's python, whatever the script's #! says (a venv reached through a symlink has another path).
+        command = [self.python, str(BIN / "ansible-playbook"), "-i", str(folder / "inventory" / "hosts.yml"), str(folder / "playbook.yml")]
         if verbosity:
             command.append("-" + "v" * verbosity)
         if check:

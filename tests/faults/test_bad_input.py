@@ -29,7 +29,7 @@ EXPIRED = "2000-01-01T00:00:00Z"
 class BadInput:
     """One row of the table. Values in `args` may name fixtures as {placeholders}.
 
-    `token` is "distinctive" (the suite's token), "expired", "invalid" or "missing"; `api_host` "emulator" or "keep"
+    `token` is "distinctive" (the suite's token), "expired", "invalid", "other_cluster" or "missing"; `api_host` "emulator" or "keep"
     (a server that is not the API); `insecure` False checks the emulator's self-signed certificate.
     """
 
@@ -41,7 +41,11 @@ class BadInput:
     insecure: bool = True
     alone: bool = False
     kind: str = "module"
+    unexpected: tuple[str, ...] = ()
 
+
+# An item the role would upload, were no other item bad.
+ROLE_GOOD_ITEM = {"name": "{image}", "source": "archive", "archive_path": "{archive}"}
 
 CASES = (
     BadInput("uppercase repository", {"name": "Faults/Bad:1.0"}, ("name:", "must be lowercase", "use 'faults/bad'")),
@@ -65,12 +69,20 @@ CASES = (
     BadInput("expired token", {"name": "faults/bad:1.0"}, ("refused the token", "api_token / ARVADOS_API_TOKEN", "expired"),
              token="expired"),
     BadInput("invalid token", {"name": "faults/bad:1.0"}, ("refused the token", "api_token / ARVADOS_API_TOKEN"), token="invalid"),
+    BadInput("token of another cluster", {"name": "faults/bad:1.0"},
+             ("refused the token", "issued by cluster yyyyy", "is cluster zzzzz", "api_token / ARVADOS_API_TOKEN"),
+             token="other_cluster", unexpected=("expired",)),
     BadInput("no token", {"name": "faults/bad:1.0"}, ("no Arvados API token", "set api_token", "ARVADOS_API_TOKEN"), token="missing"),
     BadInput("wrong host", {"name": "faults/bad:1.0"}, ("does not talk TLS", "check api_host / ARVADOS_API_HOST"), api_host="keep"),
     BadInput("TLS certificate not trusted", {"name": "faults/bad:1.0"}, ("is not trusted", "set api_insecure: true", "ARVADOS_API_HOST_INSECURE"),
              insecure=False),
     BadInput("image in neither daemon nor cluster", {"name": "faults/never-built:1.0"},
              ("name:", "faults/never-built:1.0", "is not in the Docker daemon", "pull it", "the cluster does not hold")),
+    BadInput("image without a tag in neither daemon nor cluster", {"name": "faults/never-built"},
+             ("is not in the Docker daemon", "'faults/never-built' names no tag, so faults/never-built:latest was looked for")),
+    BadInput("collection uuid as project", {"name": "faults/bad:1.0", "project_uuid": "zzzzz-4zz18-0123456789abcde", "source": "archive",
+                                            "archive_path": "{archive}"},
+             ("project_uuid zzzzz-4zz18-0123456789abcde is the uuid of a collection, not of a project", "give the uuid of a project")),
     BadInput("Docker daemon unreachable", {"name": "faults/never-built:1.0", "docker_host": "unix:///nonexistent/docker.sock"},
              ("docker_host", "cannot reach the Docker daemon", "check docker_host / DOCKER_HOST")),
     BadInput("archive is not a tar", {"name": "faults/bad:1.0", "source": "archive", "archive_path": "{not_a_tar}"},
@@ -100,12 +112,36 @@ CASES = (
              ("arvados_docker_image lookup: unknown option 'reslt'", "did you mean 'result'"), kind="lookup"),
     BadInput("lookup: expired token", {"term": "faults/bad:1.0"}, ("refused the token", "api_token / ARVADOS_API_TOKEN"),
              token="expired", kind="lookup"),
-    BadInput("info: uppercase repository", {"name": "Faults/Bad"}, ("name:", "must be lowercase"), kind="info"),
+    BadInput("lookup: token of another cluster", {"term": "faults/bad:1.0"}, ("refused the token", "issued by cluster yyyyy"),
+             token="other_cluster", kind="lookup", unexpected=("expired",)),
+    # The lookup reads a name as the server does (verbatim), and where it finds nothing says what the module would say.
+    BadInput("lookup: uppercase repository", {"term": "Faults/Bad:1.0"},
+             ('docker image "Faults/Bad:1.0" not found', "repository name 'Faults/Bad' must be lowercase; use 'faults/bad'"), kind="lookup"),
+    BadInput("lookup: name as pulled from Docker Hub", {"term": "docker.io/faults/bad:1.0"},
+             ("docker.io/faults/bad:1.0 is stored as faults/bad:1.0 (the name Docker lists); use 'faults/bad:1.0'",), kind="lookup"),
+    BadInput("lookup: name without a tag", {"term": "faults/never-built"},
+             ("'faults/never-built' names no tag, so faults/never-built:latest was looked for",), kind="lookup"),
+    BadInput("info: uppercase repository", {"name": "Faults/Bad:1.0"},
+             ("name: repository name 'Faults/Bad' must be lowercase; use 'faults/bad'",), kind="info"),
+    BadInput("info: malformed project uuid", {"project_uuid": "my project"},
+             ("project_uuid 'my project' is not an Arvados uuid", "give the uuid of a project"), kind="info"),
+    BadInput("info: collection uuid as project", {"project_uuid": "zzzzz-4zz18-0123456789abcde"},
+             ("project_uuid zzzzz-4zz18-0123456789abcde is the uuid of a collection, not of a project",), kind="info"),
+    BadInput("info: unknown project", {"project_uuid": "zzzzz-j7d0g-doesnotexist123"},
+             ("project_uuid zzzzz-j7d0g-doesnotexist123 is not a project this token can read", "can_read"), kind="info"),
     BadInput("info: malformed image id", {"image_id": "sha256:zz"}, ("image_id", "sha256:zz"), kind="info"),
+    # A role's bad item is one line naming its index and key, and fails before any item (here a good first one) is uploaded.
     BadInput("role: item without a name", {"docker_images_items": [{"tag": "1.0"}]},
-             ("missing required arguments: name", "docker_images_items"), kind="role"),
+             ("docker_images_items[0]: no name; give the image as name: repo:tag",), kind="role"),
     BadInput("role: item with an unknown key", {"docker_images_items": [{"name": "faults/bad:1.0", "image": "x"}]},
-             ("image", "docker_images_items", "Supported parameters include", "name"), kind="role"),
+             ("docker_images_items[0]: unknown key 'image'; the keys are archive_path, exclusive, force, name, ",), kind="role"),
+    BadInput("role: misspelt name in the third item", {"docker_images_items": [ROLE_GOOD_ITEM, {"name": "faults/bad:2.0"}, {"nmae": "faults/bad:1.0"}]},
+             ("docker_images_items[2]: unknown key 'nmae'; did you mean 'name'?",), kind="role"),
+    BadInput("role: misspelt archive_path", {"docker_images_items": [ROLE_GOOD_ITEM, {"name": "faults/bad:1.0", "source": "archive",
+                                                                                      "archive_pth": "{archive}"}]},
+             ("docker_images_items[1]: unknown key 'archive_pth'; did you mean 'archive_path'?",), kind="role"),
+    BadInput("role: uppercase name in the second item", {"docker_images_items": [ROLE_GOOD_ITEM, {"name": "Faults/Bad:1.0"}]},
+             ("docker_images_items[1].name: repository name 'Faults/Bad' must be lowercase; use 'faults/bad'.",), kind="role"),
 )
 
 
@@ -139,7 +175,8 @@ def prepare(emulator: Emulator, images, dockerd, folder: pathlib.Path) -> Fixtur
         values={"trashed_project": trashed, "read_only_project": read_only, "archive": str(archive), "image": image.ref,
                 "truncated": str(truncated), "not_a_tar": str(not_a_tar), "two_images": str(two_images)},
         tokens={"distinctive": emulator.mint_token("alice", None), "expired": emulator.mint_token("alice", EXPIRED),
-                "invalid": "v2/zzzzz-gj3su-0badtoken0000aa/0123456789abcdefghijklmnopqrstuvwxyz0123456789abcd"},
+                "invalid": "v2/zzzzz-gj3su-0badtoken0000aa/0123456789abcdefghijklmnopqrstuvwxyz0123456789abcd",
+                "other_cluster": "v2/yyyyy-gj3su-0badtoken0000aa/0123456789abcdefghijklmnopqrstuvwxyz0123456789abcd"},
         keep_host=keep,
     )
 
@@ -152,7 +189,7 @@ def case_run(case: BadInput, delivery: str, emulator: Emulator, fixtures: Fixtur
     if case.token == "missing":
         args.pop("api_token", None)
         env.pop("ARVADOS_API_TOKEN", None)
-    filled = {key: value.format(**fixtures.values) if isinstance(value, str) else value for key, value in case.args.items()}
+    filled = filled_in(case.args, fixtures.values)
     if case.kind == "lookup":
         task = lookup_task(filled, args)
     elif case.kind == "role":
@@ -163,6 +200,17 @@ def case_run(case: BadInput, delivery: str, emulator: Emulator, fixtures: Fixtur
         task = module_task({"docker_host": docker_host, **args, **filled})
     task["name"] = case.case
     return task, env
+
+
+def filled_in(value: t.Any, values: t.Mapping[str, str]) -> t.Any:
+    """`value` with the {placeholders} of its strings filled, in lists and dictionaries too (the role's items)."""
+    if isinstance(value, str):
+        return value.format(**values)
+    if isinstance(value, list):
+        return [filled_in(item, values) for item in value]
+    if isinstance(value, dict):
+        return {key: filled_in(item, values) for key, item in value.items()}
+    return value
 
 
 def lookup_task(lookup_args: dict[str, t.Any], connection_args: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -251,6 +299,13 @@ def test_bad_input_is_a_clear_error_that_creates_nothing(table: TableRuns, case:
     message = str(failure.get("msg", ""))
     for words in case.expected:
         assert words in message, f"{words!r} not in {message!r}"
+    for words in case.unexpected:
+        assert words not in message, f"{words!r} in {message!r}"
     assert "Traceback" not in message and "unexpected error" not in message
+    if case.kind == "role":
+        # One line of the role's own check, not ansible-core's check of the argument spec nor a templating failure.
+        assert "\n" not in message and "argument_spec_data" not in failure and "Finalization" not in message, message
+    # The API server's internal address, and the Docker daemon's repetition of itself, are left out.
+    assert "railsapi.internal" not in message and message.lower().count("no such image") <= 1, message
     assert table.created == set(), "bad input created objects in the cluster"
     assert_no_secret(run, table.secrets)

@@ -11,6 +11,10 @@ that refers to another, or is vaulted, over a different token in ARVADOS_API_TOK
 """
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
+import sysconfig
 import typing as t
 
 import pytest
@@ -27,9 +31,11 @@ from connection_scenarios import (
 )
 from harness.emulator import Emulator
 from hosts import assert_no_secret
-from playbooks import EXECUTIONS, TASK_UNDER_TEST, AnsibleRunner, PlaybookRun, module_task
+from playbooks import EXECUTIONS, SHIPPED, TASK_UNDER_TEST, AnsibleRunner, PlaybookRun, module_task
 
 ROLE = "arvados.cluster.docker_images"
+# The distributions of the Arvados SDK, as they sit in site-packages.
+ARVADOS_SDK_FILES = ("arvados", "arvados_python_client-")
 # What -vvv says when the image module takes connection options from the variables (names only, never values).
 FROM_VARIABLES = "ARVADOS CONNECTION from the variables"
 
@@ -212,3 +218,46 @@ def objects_of(admin_view, user_uuid: str) -> set[str]:
             items = resource.list(filters=[[field, "=", user_uuid]], limit=1000).execute()["items"]
             found.update(item["uuid"] for item in items)
     return found
+
+
+# ---- a Python without the Arvados SDK ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def python_without_arvados(tmp_path_factory) -> str:
+    """A virtual environment of this python holding every package this one has but the Arvados SDK, which it truly
+    cannot import."""
+    folder = tmp_path_factory.mktemp("without-arvados")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    site_packages = pathlib.Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                                check=True, capture_output=True, text=True).stdout.strip())
+    for entry in pathlib.Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.startswith(ARVADOS_SDK_FILES):
+            (site_packages / entry.name).symlink_to(entry)
+    assert subprocess.run([str(python), "-c", "import arvados"], capture_output=True, check=False).returncode != 0
+    return str(python)
+
+
+def test_without_the_arvados_sdk_each_plugin_names_the_python_and_how_to_install_it(
+        collections_path, tmp_path, python_without_arvados: str, identities: Identities) -> None:
+    """The controller and the managed host run a python without the SDK: the lookups fail in the controller, the
+    modules shipped (their action plugins ship them when the controller lacks the SDK), each naming that python and
+    the pip command to run with it."""
+    runner = AnsibleRunner(collections_path, tmp_path / "host", SHIPPED, python=python_without_arvados)
+    lookups = {name: f"{{{{ lookup('arvados.cluster.{name}'{args}) }}}}"
+               for name, args in (("arvados_docker_image", ", 'faults/tiny:1.0'"), ("arvados_current_user", ""))}
+    tasks = [{"name": name, "ansible.builtin.debug": {"msg": term}, "ignore_errors": True} for name, term in lookups.items()]
+    tasks += [{"name": module, f"arvados.cluster.{module}": {"name": "faults/tiny:1.0"}, "ignore_errors": True}
+              for module in ("arvados_docker_image", "arvados_docker_image_info")]
+    try:
+        run = identities.checked(runner.run(tasks, env=identities.bob_environment()))
+    finally:
+        runner.close()
+    for task in tasks:
+        result = run.results.get(task["name"], {})
+        message = str(result.get("msg", ""))
+        assert result.get("_status") == "failed", run.describe()
+        assert f"the arvados-python-client library is required, and {python_without_arvados} cannot import it" in message, message
+        assert f"`{python_without_arvados} -m pip install arvados-python-client`" in message, message
+    assert run.executions() == {SHIPPED}

@@ -13,7 +13,6 @@ import os
 import re
 import stat
 import time
-import typing as t
 
 import pytest
 

@@ -59,6 +59,48 @@ def test_names_match_either_spelling_and_names_docker_would_refuse_only_as_writt
     assert not archive_source.names_match("tiny:2", ["tiny:1", "Tiny:2"])
 
 
+@pytest.mark.parametrize("names", [
+    [],                                              # `docker save <id>` names nothing
+    ["team/tiny:9.0"],
+    ["team/tiny:3.0", "docker.io/team/tiny:9.0"],    # the stored form matches either spelling
+    ["9.0"],                                         # an OCI ref.name that is a tag alone
+])
+def test_archive_naming_nothing_or_the_wanted_name_gives_no_warning(names):
+    assert archive_source.archive_name_warning("team/tiny:9.0", names, "/srv/tiny.tar") is None
+
+
+@pytest.mark.parametrize("names, shown", [
+    (["team/tiny:3.0"], "team/tiny:3.0"),
+    (["team/tiny:3.0", "other:9.0"], "team/tiny:3.0, other:9.0"),
+    (["3.0", "docker.io/team/tiny:3.0"], "3.0, docker.io/team/tiny:3.0"),
+])
+def test_archive_naming_its_image_otherwise_is_a_warning_naming_its_names(names, shown):
+    warning = archive_source.archive_name_warning("team/tiny:9.0", names, "/srv/tiny.tar")
+    assert warning == (f"archive_path: /srv/tiny.tar names its image {shown}, not team/tiny:9.0; it is stored as team/tiny:9.0 "
+                       "all the same. Check that the archive holds the image meant for team/tiny:9.0, or give one of its names as name")
+
+
+def test_archive_source_warns_once_of_an_archive_named_otherwise(tmp_path):
+    config = image_config("renamed")
+    path = write(tmp_path, "renamed.tar", classic_archive([(config, [layer(b"x")], ["team/tiny:3.0"])]))
+    warnings: list[str] = []
+    source = ArchiveSource(path, ref="team/tiny:9.0", warn=warnings.append)
+    source.identify()
+    source.identify()
+    assert len(warnings) == 1 and "names its image team/tiny:3.0, not team/tiny:9.0" in warnings[0]
+    assert ArchiveSource(path, ref="team/tiny:3.0", warn=warnings.append).identify() and len(warnings) == 1
+
+
+def test_oci_archive_names_come_from_its_annotations(tmp_path):
+    image = OciImage("annotated", [layer(b"annotated")], media_type=TAR_LAYER)
+    annotations = {"io.containerd.image.name": "docker.io/team/tiny:3.0", "org.opencontainers.image.ref.name": "3.0"}
+    path = write(tmp_path, "oci.tar", oci_archive([image.descriptor(annotations)], image.blobs))
+    warnings: list[str] = []
+    ArchiveSource(path, ref="team/tiny:9.0", warn=warnings.append).identify()
+    ArchiveSource(path, ref="team/tiny:3.0", warn=warnings.append).identify()
+    assert warnings == [archive_source.archive_name_warning("team/tiny:9.0", ["3.0", "docker.io/team/tiny:3.0"], path)]
+
+
 # --- archives: docker-archive -------------------------------------------------------------------------------
 
 def test_classic_archive_id_is_the_config_digest_and_streams_unchanged(tmp_path):

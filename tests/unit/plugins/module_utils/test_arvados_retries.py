@@ -14,6 +14,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._arvados import (
     RetrySchedule,
     describe_error,
     is_transient,
+    token_cluster_id,
 )
 
 API_TIMEOUT = 20
@@ -150,3 +151,33 @@ def test_messages_tell_how_long_retries_went_on_and_hide_the_token() -> None:
     message = str(describe_error(raised.value, options))
     assert message.startswith("cannot connect to the API server api.example:443 (Connection refused ********); gave up after 2 retries in 3 s")
     assert "check api_host / ARVADOS_API_HOST" in message and "req-" not in message
+
+
+def test_a_token_of_another_cluster_is_named_as_such() -> None:
+    options = ConnectionOptions(api_host="api.example:443", api_token="v2/yyyyy-gj3su-012345678901234/s3cr3ts3cr3ts3cr3t")
+    message = str(describe_error(StatusError(401, "Not logged in"), options, cluster_id="zzzzz"))
+    assert "the token was issued by cluster yyyyy, and api.example:443 is cluster zzzzz" in message
+    assert "expired" not in message and "s3cr3t" not in message
+
+
+@pytest.mark.parametrize("token, cluster_id", [
+    ("v2/zzzzz-gj3su-012345678901234/s3cr3ts3cr3ts3cr3t", "zzzzz"),  # this cluster's own: may have expired
+    ("s3cr3ts3cr3ts3cr3t", None),  # a v1 token does not say which cluster issued it
+])
+def test_other_refused_tokens_may_have_expired(token: str, cluster_id: str | None) -> None:
+    assert token_cluster_id(token) == cluster_id
+    options = ConnectionOptions(api_host="api.example:443", api_token=token)
+    assert str(describe_error(StatusError(401, "Not logged in"), options, cluster_id="zzzzz")).endswith(
+        "check api_token / ARVADOS_API_TOKEN, it may have expired")
+
+
+@pytest.mark.parametrize("reason, said", [
+    ("//railsapi.internal/arvados/v1/groups/zzzzz-j7d0g-012345678901234: 404 Not Found: Path not found (req-abc)",
+     "Path not found (req-abc)"),
+    ("//railsapi.internal/arvados/v1/links: 422 Unprocessable Entity: #<ArgumentError: bad> (req-a); "
+     "//railsapi.internal/arvados/v1/links: 422 Unprocessable Entity: other (req-a)", "#<ArgumentError: bad> (req-a); other (req-a)"),
+    ("Not logged in (req-abc)", "Not logged in (req-abc)"),
+])
+def test_the_api_servers_internal_address_is_left_out(reason: str, said: str) -> None:
+    message = str(describe_error(StatusError(404, reason), ConnectionOptions(api_host="api.example:443")))
+    assert message == f"not found on api.example:443 (404: {said})"

@@ -18,7 +18,7 @@ except ImportError:
 
 from ansible_collections.arvados.cluster.plugins.module_utils import _archive_source as archive_source
 from ansible_collections.arvados.cluster.plugins.module_utils import _daemon_source as daemon_source
-from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
+from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource, said_once
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
     DaemonUnavailable,
     ImageNotFound,
@@ -357,3 +357,13 @@ def test_module_imports_without_the_docker_sdk_and_archives_still_work(tmp_path,
     assert imported_afresh(archive_source, monkeypatch).ArchiveSource(path).identify().image_id == "sha256:" + sha(config)
     with pytest.raises(ImageSourceError, match="Docker SDK for Python is required"):
         module.LocalDaemonSource(object(), "tiny:1")
+
+
+@pytest.mark.parametrize("explanation, said", [
+    ("no such image: team/tiny:1.0: No such image: team/tiny:1.0", "No such image: team/tiny:1.0"),
+    ("No such image: sha256:0123456789ab", "No such image: sha256:0123456789ab"),
+    ("manifest unknown: manifest unknown", "manifest unknown"),
+    ("pull access denied for x: repository does not exist", "pull access denied for x: repository does not exist"),
+])
+def test_the_daemons_message_is_said_once(explanation: str, said: str) -> None:
+    assert said_once(explanation) == said

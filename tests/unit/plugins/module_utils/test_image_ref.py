@@ -9,8 +9,10 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import 
     ImageRef,
     ImageRefError,
     default_collection_name,
+    lowercase_hint,
     parse_image_ref,
     split_container_image,
+    stored_name_hints,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import keep_file_name
 
@@ -158,3 +160,30 @@ def test_default_collection_name(repo_tag, expected):
 ])
 def test_split_container_image(container_image, term, tag):
     assert split_container_image(container_image) == (term, tag)
+
+
+@pytest.mark.parametrize("name, hints", [
+    ("team/tiny:1.0", []),
+    ("Team/Tiny:1.0", ["repository name 'Team/Tiny' must be lowercase; use 'team/tiny'"]),
+    ("docker.io/team/tiny:1.0", ["docker.io/team/tiny:1.0 is stored as team/tiny:1.0 (the name Docker lists); use 'team/tiny:1.0'"]),
+    ("index.docker.io/library/debian:12", ["index.docker.io/library/debian:12 is stored as debian:12 (the name Docker lists); use 'debian:12'"]),
+    ("registry.example:443/bwa:1", ["registry.example:443/bwa:1 is stored as registry.example/bwa:1 (the name Docker lists); use 'registry.example/bwa:1'"]),
+    ("team/other", ["'team/other' names no tag, so team/other:latest was looked for; give the tag you mean"]),
+    ("Team/Other", ["repository name 'Team/Other' must be lowercase; use 'team/other'",
+                    "'Team/Other' names no tag, so Team/Other:latest was looked for; give the tag you mean"]),
+    ("docker.io/team/other", ["docker.io/team/other:latest is stored as team/other:latest (the name Docker lists); use 'team/other:latest'",
+                              "'docker.io/team/other' names no tag, so docker.io/team/other:latest was looked for; give the tag you mean"]),
+    ("registry.example:5000/bwa", []),
+    (IMAGE_ID, []),
+    (IMAGE_HEX, []),
+    ("team bad:1.0", []),
+    ("Team/Bad..Name:1.0", []),
+])
+def test_stored_name_hints_say_what_the_module_would_store(name, hints):
+    assert stored_name_hints(name) == hints
+
+
+def test_the_lowercase_hint_is_the_modules_error():
+    with pytest.raises(ImageRefError) as caught:
+        parse_image_ref("Team/Tiny:1.0")
+    assert str(caught.value) == f"name: {lowercase_hint('Team/Tiny')}."
