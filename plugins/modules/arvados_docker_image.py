@@ -125,7 +125,7 @@ options:
       - A pull alone never makes the task C(changed); only a change in the cluster does.
       - In check mode nothing is pulled; the image the daemon already has, or else the cluster's, stands in.
       - With O(source=registry), V(missing) asks the registry nothing when the project already holds O(name)'s
-        C(repo:tag) in a collection recorded (C(docker-image-registry-reference)) as stored from the same reference: the
+        C(repo:tag) in a collection recorded (C(docker-image-registry-reference)) as stored from the same reference; the
         image it records stands. V(always) asks the registry for the manifest digest every time (a C(HEAD) request, in
         check mode too), and reads the manifest only when the digest is not the one recorded, so a tag pushed anew makes
         the task C(changed), with the image id the tag now names, in check mode as in a real run. A name pinned by digest
