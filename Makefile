@@ -35,7 +35,7 @@ help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
-	@echo "make molecule | ee | bench-role | bench-role-missing | bench-claim | bench-scale | bench-registry"
+	@echo "make molecule | ee | bench-role | bench-role-missing | bench-claim | bench-scale | bench-registry | bench-clusters"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -219,6 +219,17 @@ BENCH_CLAIM_ROUNDS ?= 3
 bench-claim: deps venv stage
 	$(VENV)/bin/python bench/claim_race.py --size-mb $(BENCH_CLAIM_MB) --rounds $(BENCH_CLAIM_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-claim.md --json $(BUILD)/bench-claim.json
+
+BENCH_CLUSTERS_MIB ?= 400
+BENCH_CLUSTERS_IMAGES ?= 10
+BENCH_CLUSTERS_ROUNDS ?= 2
+# source: arvados against arv-copy: one large image A -> B, and the example playbook to three clusters against a loop of
+# arv-copy; writes bench/RESULTS-clusters.md.
+.PHONY: bench-clusters
+bench-clusters: deps venv stage
+	$(VENV)/bin/python bench/clusters.py --size-mib $(BENCH_CLUSTERS_MIB) --images $(BENCH_CLUSTERS_IMAGES) \
+	  --rounds $(BENCH_CLUSTERS_ROUNDS) --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-clusters.md \
+	  --json $(BUILD)/bench-clusters.json
 
 BENCH_SCALE_SIZES ?= 200,2000,4000
 BENCH_SCALE_ROUNDS ?= 3

@@ -37,6 +37,8 @@ from ansible_collections.arvados.cluster.plugins.module_utils._resume_cache impo
 from ansible_collections.arvados.cluster.plugins.module_utils._upload import write_stream_to_keep
 
 LOCK_DIR = os.path.join("~", ".cache", "arvados-cluster", "locks")
+# (destination client, copies, storage classes, resume cache) -> the destination's signed manifest.
+CopyBlocks = t.Callable[[t.Any, t.Optional[int], t.Optional[t.List[str]], ResumeCache], str]
 
 
 @contextlib.contextmanager
@@ -109,10 +111,12 @@ class ActionRunner:
     """Applies a plan for one image through an ArvadosClient; `collection_uuid` is the image's collection after it."""
 
     def __init__(self, client: t.Any, desired: DesiredImage, open_image_stream: t.Callable[[], t.Any] | None = None,
-                 collection_uuid: str | None = None) -> None:
+                 collection_uuid: str | None = None, copy_blocks: CopyBlocks | None = None) -> None:
         self.client = client
         self.desired = desired
         self.open_image_stream = open_image_stream
+        # Another cluster's image is copied block for block (same manifest), not streamed.
+        self.copy_blocks = copy_blocks
         self.collection_uuid = collection_uuid
         self.changed_uuids: list[str] = []
         # What this run changed, in words, for the report of a run that fails half-way.
@@ -134,6 +138,9 @@ class ActionRunner:
         return self.client.api
 
     def _upload(self, _action: Action) -> None:
+        if self.copy_blocks is not None:
+            self._copy_blocks()
+            return
         if self.open_image_stream is None:
             raise ValueError("an upload needs the image's bytes, but no image source was opened")
         stream = self.open_image_stream()
@@ -148,6 +155,13 @@ class ActionRunner:
         finally:
             stream.close()
         self._save_new_collection(manifest_text)
+        resume.forget()
+
+    def _copy_blocks(self) -> None:
+        options = self.client.options
+        resume = ResumeCache.for_upload(options.api_host, options.api_token, self.desired.image_id)
+        storage_classes = list(self.desired.storage_classes or []) or None
+        self._save_new_collection(self.copy_blocks(self.client, self.desired.replication, storage_classes, resume))
         resume.forget()
 
     def _copy(self, action: Action) -> None:

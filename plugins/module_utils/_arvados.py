@@ -66,6 +66,8 @@ TRUE_WORDS = frozenset(("1", "t", "true", "y", "yes", "on"))
 # Where a missing host or token can be given, in the order the collection reads them (doc fragment arvados.cluster.arvados).
 _WHERE_TO_SET = ("set {option} (or the variable arvados_{option}), or {variable} in the environment of the host that runs this "
                  "or in its ~/.config/arvados/settings.conf")
+# Each connection option's environment variable, named in messages that say where to fix it.
+_ENVIRONMENT_NAMES = {"api_host": "ARVADOS_API_HOST", "api_token": "ARVADOS_API_TOKEN", "api_insecure": "ARVADOS_API_HOST_INSECURE"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class ConnectionOptions:
     api_insecure: bool = False
     num_retries: int = DEFAULT_NUM_RETRIES
     api_timeout: int = DEFAULT_API_TIMEOUT
+    # Prefix of the options that set this connection ("source_" for a source cluster), for messages that name them.
+    option_prefix: str = ""
 
     def __repr__(self) -> str:
         return f"ConnectionOptions(api_host={self.api_host!r}, api_insecure={self.api_insecure!r})"
@@ -93,30 +97,41 @@ def _settings_file_value(name: str) -> str | None:
     return arvados.config.settings().get(name) or None
 
 
-def connection_options(get: t.Callable[[str], t.Any]) -> ConnectionOptions:
+def option_hint(options: ConnectionOptions, option: str) -> str:
+    """Where a connection option is set, in a message: `api_token / ARVADOS_API_TOKEN`, or the source's option and variable."""
+    if options.option_prefix:
+        return f"{options.option_prefix}{option} / arvados_{options.option_prefix}{option}"
+    return f"{option} / {_ENVIRONMENT_NAMES[option]}"
+
+
+def connection_options(get: t.Callable[[str], t.Any], settings_value: t.Callable[[str], str | None] | None = None,
+                       where_to_set: str = _WHERE_TO_SET, option_prefix: str = "") -> ConnectionOptions:
     """The connection options, from what `get` returns for each option's name, else the settings file.
 
     The one constructor of ConnectionOptions. `get` answers from the sources that come first in the collection's one
     precedence (the doc fragment arvados.cluster.arvados tells it): a module's params (its options, the arvados_*
     variables its action plugin added, then its environment fallbacks), or the lookup's options, variables, environment
     and ansible.cfg (plugin_utils._connection.lookup_connection). What none of them sets comes from
-    ~/.config/arvados/settings.conf, as the Arvados command-line tools read it.
+    ~/.config/arvados/settings.conf, as the Arvados command-line tools read it. A source cluster's connection passes
+    its own `settings_value` (arv-copy's per-cluster file), `where_to_set` and `option_prefix`.
     """
-    api_host = get("api_host") or _settings_file_value("ARVADOS_API_HOST")
-    api_token = get("api_token") or _settings_file_value("ARVADOS_API_TOKEN")
+    settings_value = settings_value or _settings_file_value
+    api_host = get("api_host") or settings_value("ARVADOS_API_HOST")
+    api_token = get("api_token") or settings_value("ARVADOS_API_TOKEN")
     insecure = get("api_insecure")
     if insecure is None:
-        insecure = _settings_file_value("ARVADOS_API_HOST_INSECURE")
+        insecure = settings_value("ARVADOS_API_HOST_INSECURE")
     if not api_host:
-        raise ArvadosClientError(f"no Arvados API host: {_WHERE_TO_SET.format(option='api_host', variable='ARVADOS_API_HOST')}")
+        raise ArvadosClientError(f"no Arvados API host: {where_to_set.format(option='api_host', variable='ARVADOS_API_HOST')}")
     if not api_token:
-        raise ArvadosClientError(f"no Arvados API token: {_WHERE_TO_SET.format(option='api_token', variable='ARVADOS_API_TOKEN')}")
+        raise ArvadosClientError(f"no Arvados API token: {where_to_set.format(option='api_token', variable='ARVADOS_API_TOKEN')}")
     return ConnectionOptions(
         api_host=str(api_host).strip().rstrip("/"),
         api_token=str(api_token).strip(),
         api_insecure=_as_bool(insecure),
         num_retries=_as_int("num_retries", get("num_retries"), DEFAULT_NUM_RETRIES),
         api_timeout=_as_int("api_timeout", get("api_timeout"), DEFAULT_API_TIMEOUT) or DEFAULT_API_TIMEOUT,
+        option_prefix=option_prefix,
     )
 
 
@@ -145,7 +160,7 @@ def check_reachable(options: ConnectionOptions) -> None:
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ArvadosClientError(f"cannot resolve the API host name {host!r} ({exc.strerror}): check api_host / ARVADOS_API_HOST") from None
+        raise ArvadosClientError(f"cannot resolve the API host name {host!r} ({exc.strerror}): check {option_hint(options, 'api_host')}") from None
     try:
         with socket.create_connection((host, port), timeout=options.api_timeout) as raw:
             with _tls_context(options.api_insecure).wrap_socket(raw, server_hostname=host):
@@ -153,16 +168,20 @@ def check_reachable(options: ConnectionOptions) -> None:
     except ssl.SSLCertVerificationError as exc:
         raise ArvadosClientError(
             f"the TLS certificate of {options.api_host} is not trusted ({exc.verify_message}): install the cluster's CA certificate, "
-            "or set api_insecure: true (ARVADOS_API_HOST_INSECURE=1) for a test cluster with a self-signed certificate"
+            f"or set {options.option_prefix}api_insecure: true ({_insecure_hint(options)}) for a test cluster with a self-signed certificate"
         ) from None
     except ssl.SSLError as exc:
         if exc.reason in NOT_TLS_REASONS:
             raise ArvadosClientError(
-                f"{options.api_host} does not talk TLS ({exc.reason}): check api_host / ARVADOS_API_HOST, "
+                f"{options.api_host} does not talk TLS ({exc.reason}): check {option_hint(options, 'api_host')}, "
                 "it must be the host and port of the Arvados API server, which talks HTTPS"
             ) from None
     except OSError:
         return  # refused or timed out: left to the retries, which end in a clear error too
+
+
+def _insecure_hint(options: ConnectionOptions) -> str:
+    return f"arvados_{options.option_prefix}api_insecure" if options.option_prefix else "ARVADOS_API_HOST_INSECURE=1"
 
 
 def _tls_context(insecure: bool) -> ssl.SSLContext:
@@ -193,7 +212,7 @@ def describe_error(exc: BaseException, options: ConnectionOptions, cluster_id: s
                    "check that it is up and not overloaded, or raise api_timeout")
     elif isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
         message = (f"cannot connect to the API server {options.api_host} ({reason}){_retry_account(exc)}: "
-                   "check api_host / ARVADOS_API_HOST and that the server is running")
+                   f"check {option_hint(options, 'api_host')} and that the server is running")
     else:
         message = f"cannot talk to the API server {options.api_host}: {type(exc).__name__}: {reason}"
     return ArvadosClientError(redact(message, options), status=status)
@@ -204,8 +223,8 @@ def refused_token_fix(options: ConnectionOptions, cluster_id: str | None) -> str
     token_cluster = token_cluster_id(options.api_token)
     if cluster_id and token_cluster and token_cluster != cluster_id:
         return (f"the token was issued by cluster {token_cluster}, and {options.api_host} is cluster {cluster_id}: give a token "
-                f"of {cluster_id} in api_token / ARVADOS_API_TOKEN, or set api_host / ARVADOS_API_HOST to {token_cluster}'s API server")
-    return "check api_token / ARVADOS_API_TOKEN, it may have expired"
+                f"of {cluster_id} in {option_hint(options, 'api_token')}, or set {option_hint(options, 'api_host')} to {token_cluster}'s API server")
+    return f"check {option_hint(options, 'api_token')}, it may have expired"
 
 
 def token_cluster_id(api_token: str) -> str | None:

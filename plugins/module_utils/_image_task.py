@@ -18,6 +18,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._apply import LOCK
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ARVADOS_CONNECTION_SPEC, ArvadosClient, connection_options
 from ansible_collections.arvados.cluster.plugins.module_utils._claim import DEFAULT_CLAIM_TTL, UploadClaim, claimed_plan, host_lock_identity
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
+from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source import SOURCE_CONNECTION_SPEC, refused_source_options
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError, OptionError, StoredImageError
@@ -88,7 +89,7 @@ def argument_spec() -> dict[str, t.Any]:
         "name": {"type": "str", "required": True},
         "tag": {"type": "str"},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive", "registry"]},
+        "source": {"type": "str", "default": "local", "choices": ["local", "pull", "archive", "registry", "arvados"]},
         "pull": {"type": "str", "default": "missing", "choices": ["always", "missing"]},
         "platform": {"type": "str"},
         "archive_path": {"type": "path"},
@@ -105,6 +106,7 @@ def argument_spec() -> dict[str, t.Any]:
         "claim_ttl": {"type": "int", "default": DEFAULT_CLAIM_TTL},
     }
     spec.update(ARVADOS_CONNECTION_SPEC)
+    spec.update(SOURCE_CONNECTION_SPEC)
     spec.update(DOCKER_CONNECTION_SPEC)
     # source: registry
     spec.update(REGISTRY_SPEC)
@@ -138,6 +140,12 @@ class DockerImageTask:
         if self.params["state"] == "absent" and source in ("pull", "registry"):
             raise ImageSourceError(f"state: absent never pulls; drop source: {source}")
         check_registry_options(self.params)
+        if self.params["state"] == "absent" and source == "arvados":
+            raise ImageSourceError("state: absent reads no source cluster; drop source: arvados")
+        refused = refused_source_options(self.params)
+        if refused:
+            raise OptionError(f"{refused[0]} is only read with source: arvados, but source is {source}; set source: arvados or drop "
+                              f"{', '.join(refused)}")
         if self.params["claim_ttl"] < 1:
             raise OptionError(f"claim_ttl must be at least 1 (seconds), not {self.params['claim_ttl']}")
         if self.params["exclusive"] and self.params["state"] == "absent":
@@ -281,7 +289,8 @@ class DockerImageTask:
 
     def apply(self, actions: list[Action], desired: DesiredImage, source: t.Any, holdings: ImageHoldings) -> ActionRunner:
         in_project = holdings.in_project.uuid if holdings.in_project else None
-        runner = ActionRunner(self.client, desired, source.open_stream if source is not None else None, collection_uuid=in_project)
+        runner = ActionRunner(self.client, desired, getattr(source, "open_stream", None) if source is not None else None,
+                              collection_uuid=in_project, copy_blocks=getattr(source, "copy_blocks", None))
         self.result["actions"] = [action.description for action in actions]
         self.result["changed"] = bool(actions)
         if actions and not self.context.check_mode:

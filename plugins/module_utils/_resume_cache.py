@@ -88,6 +88,11 @@ class ResumeCache:
         with self._lock:
             return self._blocks.get(f"{hashlib.md5(block).hexdigest()}+{len(block)}")
 
+    def cached_locator(self, block: str) -> str | None:
+        """The signed locator this cache holds for the block `<md5>+<size>`, if any: a copy knows a block before reading it."""
+        with self._lock:
+            return self._blocks.get(block)
+
     def remember(self, signed_locator: str) -> None:
         """Record a block Keep confirmed; a cache that cannot be written only means no resume."""
         parsed = block_key(signed_locator)

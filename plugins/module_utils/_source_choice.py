@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) 2026, arvados.cluster contributors
-"""Where a task reads its image from (an archive, the local daemon, a pull, a registry), and the image's identity.
+"""Where a task reads its image from (an archive, the local daemon, a pull, a registry, another cluster), and the image's identity.
 
 When the daemon cannot say (it is down, or lacks the image), a named image falls back to the one the cluster runs
 for that name, as arv-keepdocker does.
@@ -14,6 +14,7 @@ import dataclasses
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
+from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source import ClusterSource
 from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable, ImageNotFound, ImageRefError
@@ -37,7 +38,7 @@ def identify_image(context: t.Any, ref: ImageRef, cluster_identity: ClusterIdent
     try:
         return source, source.identify()
     except (DaemonUnavailable, ImageNotFound) as exc:
-        if not ref.repo_tag or context.params["source"] == "archive":
+        if not ref.repo_tag or context.params["source"] in ("archive", "arvados"):
             raise
         identity = cluster_identity()
         if identity is None and isinstance(source, CheckModePull):
@@ -70,13 +71,15 @@ def with_source_details(desired: DesiredImage, source: t.Any, actions: list[Acti
 
 
 def image_source(context: t.Any, ref: ImageRef, recorded: RecordedLookup | None = None) -> t.Any:
-    """The source the task's options name: an archive, a registry (with what the project records of it), a pull (none in
-    check mode), or the local daemon."""
+    """The source the task's options name: an archive, a registry (with what the project records of it), another
+    cluster, a pull (none in check mode), or the local daemon."""
     params = context.params
     if params["source"] == "registry":
         return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0], context.run_command, recorded)
     if params["source"] == "archive":
         return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"], warn=context.warn)
+    if params["source"] == "arvados":
+        return ClusterSource(params, ref)
     reference = ref.repo_tag or ref.image_id_prefix
     if params["source"] == "pull":
         if not ref.repo_tag:

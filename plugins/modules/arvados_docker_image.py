@@ -87,16 +87,45 @@ options:
         on the manifest alone. Layers compressed with zstd, and foreign layers, are refused. A new collection records
         the manifest digest and the reference in its properties C(docker-image-manifest-digest) and
         C(docker-image-registry-reference).
+      - V(arvados) copies the image from another Arvados cluster (see O(source_api_host)), with no Docker daemon. O(name)
+        is resolved there as the lookup resolves it (the server's choice for C(repo:tag); the collections holding the id
+        for an image id). The destination is checked first, and the source's Keep is read only when the destination
+        cannot find the image; blocks then go from the source's Keep to the destination's, a few at a time, with no
+        temporary file. The new collection has the same manifest, hence the same portable data hash, as the source's,
+        and its links carry the source's C(image_timestamp). Only format v2 images are copied.
     type: str
-    choices: [local, pull, archive, registry]
+    choices: [local, pull, archive, registry, arvados]
     default: local
+  source_api_host:
+    description:
+      - With O(source=arvados), the host and port of the source cluster's API server.
+      - When not set, the variable C(arvados_source_api_host), then the file O(source_cluster) names.
+      - Only read with O(source=arvados); set with another source, the task fails.
+    type: str
+  source_api_token:
+    description:
+      - With O(source=arvados), a token of the source cluster that can read the image's collection and links.
+      - When not set, the variable C(arvados_source_api_token), then the file O(source_cluster) names.
+    type: str
+  source_api_insecure:
+    description:
+      - With O(source=arvados), do not check the source API server's TLS certificate (a test cluster).
+      - When not set, the variable C(arvados_source_api_insecure), then the file O(source_cluster) names.
+    type: bool
+  source_cluster:
+    description:
+      - With O(source=arvados), the source cluster's id (five characters, such as V(zzzzz)). The connection options
+        that neither O(source_api_host), O(source_api_token), O(source_api_insecure) nor their variables set are read
+        from C(~/.config/arvados/<source_cluster>.conf) on the host that runs the module, the file C(arv-copy --src)
+        reads.
+    type: str
   pull:
     description:
       - With O(source=pull), V(missing) pulls only when the daemon lacks O(name); V(always) pulls every time.
       - A pull alone never makes the task C(changed); only a change in the cluster does.
       - In check mode nothing is pulled; the image the daemon already has, or else the cluster's, stands in.
       - With O(source=registry), V(missing) asks the registry nothing when the project already holds O(name)'s
-        C(repo:tag) in a collection recorded (C(docker-image-registry-reference)) as stored from the same reference: the
+        C(repo:tag) in a collection recorded (C(docker-image-registry-reference)) as stored from the same reference; the
         image it records stands. V(always) asks the registry for the manifest digest every time (a C(HEAD) request, in
         check mode too), and reads the manifest only when the digest is not the one recorded, so a tag pushed anew makes
         the task C(changed), with the image id the tag now names, in check mode as in a real run. A name pinned by digest
@@ -253,7 +282,8 @@ EXAMPLES = r"""
 # The examples use these variables: images_project_uuid (a project the token can write, such as
 # zzzzz-j7d0g-0123456789abcde), images_registry (a registry host, such as registry.example:5000) and
 # images_archive (the path of a `docker save` archive on the host that runs the module); registry_user and
-# registry_password are a login to that registry.
+# registry_password are a login to that registry;
+# source_arvados_api_host and source_arvados_api_token give another cluster to copy from.
 
 - name: Store the image tiny:1.0 from the local Docker daemon in a project
   arvados.cluster.arvados_docker_image:
@@ -290,6 +320,14 @@ EXAMPLES = r"""
     properties:
       team: genomics
     replication: 2
+
+- name: Copy an image from another Arvados cluster, with the same portable data hash
+  arvados.cluster.arvados_docker_image:
+    name: team/bwa:0.7.17
+    source: arvados
+    source_api_host: "{{ source_arvados_api_host }}"
+    source_api_token: "{{ source_arvados_api_token }}"
+    project_uuid: "{{ images_project_uuid }}"
 
 - name: Set the connection once for every Arvados task of a block
   module_defaults:

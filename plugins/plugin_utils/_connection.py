@@ -4,7 +4,8 @@
 
 Lookups and the modules' action plugins run here, where the play's variables are. Both take the connection options a
 task or a lookup call gives, else the variables `arvados_api_host`, `arvados_api_token`, `arvados_api_insecure`,
-`arvados_num_retries` and `arvados_api_timeout`, templated: a variable holding `{{ vault_token }}` or a vaulted value
+`arvados_num_retries` and `arvados_api_timeout` (and, for the image module with `source: arvados`, the source cluster's
+`arvados_source_api_host|token|insecure`), templated: a variable holding `{{ vault_token }}` or a vaulted value
 gives the token itself. What neither sets comes from the environment (and, for a lookup, ansible.cfg), then from the
 settings file, in `_arvados.connection_options`. The doc fragment arvados.cluster.arvados writes the order down once.
 
@@ -34,6 +35,13 @@ CONNECTION_VARIABLES: dict[str, str] = {
     "api_timeout": "arvados_api_timeout",
 }
 
+# The image module's source cluster (source: arvados): each option and the variable that sets it.
+SOURCE_CONNECTION_VARIABLES: dict[str, str] = {
+    "source_api_host": "arvados_source_api_host",
+    "source_api_token": "arvados_source_api_token",
+    "source_api_insecure": "arvados_source_api_insecure",
+}
+
 _TYPE_CHECKS: dict[str, t.Callable[[t.Any], t.Any]] = {"str": check_type_str, "bool": check_type_bool, "int": check_type_int}
 
 
@@ -44,13 +52,15 @@ class TemplarLike(t.Protocol):
         """The value, templated; a string not trusted as a template comes back as it is."""
 
 
-def connection_values(given: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any] | None, templar: TemplarLike) -> dict[str, t.Any]:
+def connection_values(given: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any] | None, templar: TemplarLike,
+                      option_variables: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
     """The connection options given (not null) as they are, else each one's arvados_* variable, templated and typed.
 
-    Options neither sets are left out, for the next sources to answer.
+    Options neither sets are left out, for the next sources to answer. `option_variables` are the options and their
+    variables (the source cluster's: SOURCE_CONNECTION_VARIABLES).
     """
     values: dict[str, t.Any] = {}
-    for option, variable in CONNECTION_VARIABLES.items():
+    for option, variable in (option_variables or CONNECTION_VARIABLES).items():
         if given.get(option) is not None:
             values[option] = given[option]
         elif variables is not None and variable in variables:
@@ -92,9 +102,10 @@ def _templated(variable: str, value: t.Any, templar: TemplarLike) -> t.Any:
 
 
 def _typed(option: str, variable: str, value: t.Any) -> t.Any:
-    expected = ARVADOS_CONNECTION_SPEC[option]["type"]
+    spec = ARVADOS_CONNECTION_SPEC[option.removeprefix("source_")]
+    expected = spec["type"]
     try:
         return _TYPE_CHECKS[expected](value)
     except (TypeError, ValueError) as exc:
-        reason = "" if ARVADOS_CONNECTION_SPEC[option].get("no_log") else f": {exc}"
+        reason = "" if spec.get("no_log") else f": {exc}"
         raise AnsibleError(f"the variable {variable} must be a {expected}, the type of the option {option}{reason}") from None

@@ -32,7 +32,11 @@ from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.arvados.cluster.plugins.module_utils._task import Task, TaskContext, run_task
-from ansible_collections.arvados.cluster.plugins.plugin_utils._connection import CONNECTION_VARIABLES, connection_values
+from ansible_collections.arvados.cluster.plugins.plugin_utils._connection import (
+    CONNECTION_VARIABLES,
+    SOURCE_CONNECTION_VARIABLES,
+    connection_values,
+)
 
 display = Display()
 
@@ -60,6 +64,8 @@ class ControllerAction(ActionBase):
     _supports_async = True
     # Set by each module's action plugin.
     module_code: ModuleCode = ModuleCode.unavailable(NotImplementedError("no module code"))
+    # Whether the module copies from a source cluster (`source: arvados`), whose connection the arvados_source_* variables give.
+    reads_source_cluster = False
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
@@ -80,11 +86,14 @@ class ControllerAction(ActionBase):
     def _module_args(self, task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
         """The task's arguments, with the connection options it does not set taken from the arvados_* variables."""
         module_args = dict(self._task.args)
-        values = connection_values(module_args, task_vars, self._templar)
+        option_variables = dict(CONNECTION_VARIABLES)
+        if self.reads_source_cluster and module_args.get("source") == "arvados":
+            option_variables.update(SOURCE_CONNECTION_VARIABLES)
+        values = connection_values(module_args, task_vars, self._templar, option_variables)
         from_variables = sorted(option for option in values if module_args.get(option) is None)
         if from_variables:
             # Names only: which variables gave the connection, never their values.
-            display.vvv(f"ARVADOS CONNECTION from the variables {', '.join(CONNECTION_VARIABLES[option] for option in from_variables)}",
+            display.vvv(f"ARVADOS CONNECTION from the variables {', '.join(option_variables[option] for option in from_variables)}",
                         host=self._play_context.remote_addr)
         module_args.update(values)
         return module_args

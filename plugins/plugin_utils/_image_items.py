@@ -35,7 +35,7 @@ class ItemField:
 ITEM_FIELDS: dict[str, ItemField] = {
     "name": ItemField(),
     "tag": ItemField(),
-    "source": ItemField(choices=("local", "pull", "archive", "registry")),
+    "source": ItemField(choices=("local", "pull", "archive", "registry", "arvados")),
     "archive_path": ItemField(),
     "pull": ItemField(choices=("always", "missing")),
     "platform": ItemField(),

@@ -15,12 +15,12 @@ import pytest
 from cluster import ClusterView, ExpectedImage, expected_image
 from connection_scenarios import ConnectionScenarios
 from harness.emulator import Emulator
-from harness.fixtures import dockerd, emulator, fresh_emulator, images, state_root
+from harness.fixtures import clusters, dockerd, emulator, fresh_emulator, images, state_root
 from hosts import DELIVERIES, MEASURED_SECONDS, Host, new_project
 from playbooks import CONTROLLER, AnsibleRunner, stage_collection
 
 # The shared service fixtures, imported so pytest finds them here.
-__all__ = ["dockerd", "emulator", "fresh_emulator", "images", "state_root"]
+__all__ = ["clusters", "dockerd", "emulator", "fresh_emulator", "images", "state_root"]
 
 NOT_A_NAME = re.compile(r"[^a-z0-9]+")
 

@@ -6,9 +6,9 @@ import pathlib
 
 import pytest
 
-from harness.fixtures import dockerd, emulator, fresh_emulator, images, registry, state_root
+from harness.fixtures import clusters, dockerd, emulator, fresh_emulator, images, registry, state_root
 
-__all__ = ["dockerd", "emulator", "fresh_emulator", "images", "registry", "state_root", "isolated_home"]
+__all__ = ["clusters", "dockerd", "emulator", "fresh_emulator", "images", "registry", "state_root", "isolated_home"]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -40,8 +40,9 @@ class Emulator:
     """One emulator process on one data directory; restarts keep the directory, tokens and (after the first start) the port."""
 
     def __init__(self, data_dir: pathlib.Path, port: int = 0, docker_image_formats: list[str] | None = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, cluster_id: str | None = None) -> None:
         self.data_dir = pathlib.Path(data_dir)
+        self.cluster_id = cluster_id
         self.port = port
         self.docker_image_formats = list(docker_image_formats or ["v2"])
         self.python = python
@@ -60,7 +61,8 @@ class Emulator:
 
     def command(self) -> list[str]:
         return [self.python, str(SERVE), "--data-dir", str(self.data_dir), "--ready-file", str(self.ready_file),
-                "--port", str(self.port), "--docker-image-formats", ",".join(self.docker_image_formats)]
+                "--port", str(self.port), "--docker-image-formats", ",".join(self.docker_image_formats),
+                *(["--cluster-id", self.cluster_id] if self.cluster_id else [])]
 
     def start(self, timeout: float = 60) -> Emulator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +132,10 @@ class Emulator:
     @property
     def users(self) -> dict[str, dict[str, str]]:
         return self.ready["users"]
+
+    @property
+    def uuid_prefix(self) -> str:
+        return self.ready["cluster_id"]
 
     @property
     def system_user_uuid(self) -> str:
@@ -203,12 +209,12 @@ def _is_our_emulator(pid: int) -> bool:
         return False
 
 
-def command_up(data_dir: pathlib.Path, port: int, formats: list[str]) -> int:
+def command_up(data_dir: pathlib.Path, port: int, formats: list[str], cluster_id: str | None = None) -> int:
     pid_file = data_dir / "pid"
     if pid_file.exists() and _is_our_emulator(int(pid_file.read_text().strip() or 0)):
         print((data_dir / "ready.json").read_text())
         return 0
-    emulator = Emulator(data_dir, port=port, docker_image_formats=formats).start()
+    emulator = Emulator(data_dir, port=port, docker_image_formats=formats, cluster_id=cluster_id).start()
     pid_file.write_text(f"{emulator.ready['pid']}\n")
     print(json.dumps(emulator.ready, indent=2, sort_keys=True))
     return 0
@@ -237,12 +243,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     up.add_argument("--data-dir", required=True, type=pathlib.Path)
     up.add_argument("--port", type=int, default=0)
     up.add_argument("--docker-image-formats", default="v2")
+    up.add_argument("--cluster-id", help="the five-character uuid prefix (default zzzzz)")
     down = commands.add_parser("down", help="stop the emulator started by up")
     down.add_argument("--data-dir", required=True, type=pathlib.Path)
     arguments = parser.parse_args(argv)
     data_dir = arguments.data_dir.resolve()
     if arguments.command == "up":
-        return command_up(data_dir, arguments.port, arguments.docker_image_formats.split(","))
+        return command_up(data_dir, arguments.port, arguments.docker_image_formats.split(","), arguments.cluster_id)
     return command_down(data_dir)
 
 

@@ -12,7 +12,9 @@ import pytest
 from harness.docker_env import DockerDaemon, ImageFactory, Registry
 from harness.emulator import Emulator
 
-__all__ = ["state_root", "emulator", "fresh_emulator", "dockerd", "registry", "images"]
+__all__ = ["state_root", "emulator", "fresh_emulator", "clusters", "dockerd", "registry", "images"]
+
+CLUSTER_IDS = ("aaaaa", "bbbbb", "ccccc")
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +37,19 @@ def fresh_emulator(tmp_path):
     emu = Emulator(tmp_path / "emulator").start()
     yield emu
     emu.stop()
+
+
+@pytest.fixture(scope="session")
+def clusters(state_root):
+    """Three emulators side by side, each with its own uuid prefix, Keep and tokens: {"aaaaa": A, "bbbbb": B, ...}."""
+    started: dict[str, Emulator] = {}
+    try:
+        for cluster_id in CLUSTER_IDS:
+            started[cluster_id] = Emulator(state_root / f"cluster-{cluster_id}", cluster_id=cluster_id).start()
+        yield started
+    finally:
+        for emu in started.values():
+            emu.stop()
 
 
 @pytest.fixture(scope="session")

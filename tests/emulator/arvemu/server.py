@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import secrets
 import signal
 import socket
@@ -46,6 +47,7 @@ class Options:
     host: str = "127.0.0.1"
     port: int = 0
     docker_image_formats: tuple[str, ...] = ("v2",)
+    cluster_id: str | None = None
 
 
 def parse_arguments(argv: t.Sequence[str] | None = None) -> Options:
@@ -55,9 +57,18 @@ def parse_arguments(argv: t.Sequence[str] | None = None) -> Options:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", default=0, type=int, help="API port; 0 picks a free one")
     parser.add_argument("--docker-image-formats", default="v2", help="comma-separated dockerImageFormats, e.g. v2 or v2,v1")
+    parser.add_argument("--cluster-id", type=_cluster_id, help=f"the five-character uuid prefix (default {DEFAULT_CLUSTER_ID}); "
+                        "fixed by the data directory's first start")
     arguments = parser.parse_args(argv)
     formats = tuple(name.strip() for name in arguments.docker_image_formats.split(",") if name.strip())
-    return Options(arguments.data_dir.resolve(), arguments.ready_file.resolve(), arguments.host, arguments.port, formats)
+    return Options(arguments.data_dir.resolve(), arguments.ready_file.resolve(), arguments.host, arguments.port, formats,
+                   arguments.cluster_id)
+
+
+def _cluster_id(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]{5}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not five lower-case letters or digits")
+    return value
 
 
 def free_port(host: str) -> int:
@@ -86,7 +97,9 @@ def port_is_free(host: str, port: int) -> bool:
 
 def load_settings(db: Database, options: Options) -> Settings:
     """Identity that must survive restarts (cluster id, signing key) lives in the database."""
-    cluster_id = db.setting("cluster_id") or DEFAULT_CLUSTER_ID
+    cluster_id = db.setting("cluster_id") or options.cluster_id or DEFAULT_CLUSTER_ID
+    if options.cluster_id and options.cluster_id != cluster_id:
+        raise SystemExit(f"--cluster-id {options.cluster_id}: {options.data_dir} already holds cluster {cluster_id}")
     key = db.setting("blob_signing_key") or secrets.token_hex(32)
     db.set_setting("cluster_id", cluster_id)
     db.set_setting("blob_signing_key", key)

@@ -51,7 +51,7 @@ def test_good_items_have_no_problems(items):
                                          "and holds only letters, digits, '_', '.' and '-'."),
     ({"name": "team/tiny:2", "tag": "1"}, "docker_images_items[0].tag: name 'team/tiny:2' includes tag '2' but option tag is '1'; give "
                                           "the tag in only one of name and tag, or make them the same."),
-    ({"name": "team/tiny", "source": "arhcive"}, "docker_images_items[0].source: 'arhcive' is not one of local, pull, archive, registry; "
+    ({"name": "team/tiny", "source": "arhcive"}, "docker_images_items[0].source: 'arhcive' is not one of local, pull, archive, registry, arvados; "
                                                  "did you mean 'archive'?"),
     ({"name": "team/tiny", "pull": "never"}, "docker_images_items[0].pull: 'never' is not one of always, missing"),
     ({"name": "team/tiny", "force": "maybe"}, "docker_images_items[0].force: expected true or false, got string 'maybe'"),
