@@ -60,14 +60,22 @@ def list_all(resource: t.Any, **params: t.Any) -> list[dict[str, t.Any]]:
             return items
 
 
+CLAIM_NAME_PREFIX = "arvados.cluster upload claim "
+
+
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """Every object's uuid, trashed ones included, for "nothing was created" checks."""
+    """Every object's uuid, trashed ones included, for "nothing was created" checks.
+
+    An upload claim the run trashed itself (its upload failed) is not counted: it is how runs take turns, not something
+    a run leaves behind. A claim left live would be.
+    """
 
     uuids: frozenset[str]
+    trashed_claims: frozenset[str] = frozenset()
 
     def created_since(self, before: Snapshot) -> set[str]:
-        return set(self.uuids - before.uuids)
+        return set(self.uuids - before.uuids - self.trashed_claims)
 
 
 class ClusterView:
@@ -77,11 +85,12 @@ class ClusterView:
         self.api = admin_api
 
     def snapshot(self) -> Snapshot:
-        uuids: set[str] = set()
-        for resource in (self.api.collections(), self.api.groups()):
-            uuids.update(item["uuid"] for item in list_all(resource, select=["uuid"], include_trash=True))
+        collections = list_all(self.api.collections(), select=["uuid", "name", "is_trashed"], include_trash=True)
+        uuids = {item["uuid"] for item in collections}
+        uuids.update(item["uuid"] for item in list_all(self.api.groups(), select=["uuid"], include_trash=True))
         uuids.update(item["uuid"] for item in list_all(self.api.links(), select=["uuid"]))
-        return Snapshot(frozenset(uuids))
+        claims = {item["uuid"] for item in collections if item["is_trashed"] and item["name"].startswith(CLAIM_NAME_PREFIX)}
+        return Snapshot(frozenset(uuids), frozenset(claims))
 
     def collections_of_image(self, project_uuid: str, image_id: str) -> list[dict[str, t.Any]]:
         """The project's live collections holding the image (found by their file name, whatever made them)."""

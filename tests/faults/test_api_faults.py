@@ -144,5 +144,7 @@ def test_keep_failures_beyond_the_budget_leave_nothing(host: Host, project: str,
     assert run.failed, run.describe()
     assert "writing sha256:" in run.msg and "to Keep failed" in run.msg and "no manifest was made" in run.msg, run.msg
     # Nothing but the upload's claim, trashed when the upload failed.
-    created = [view.api.collections().get(uuid=uuid, include_trash=True).execute() for uuid in view.snapshot().created_since(before)]
-    assert [(collection["name"], collection["is_trashed"]) for collection in created] == [(f"arvados.cluster upload claim {image.image_id}", True)]
+    after = view.snapshot()
+    assert after.created_since(before) == set()
+    [claim] = [view.api.collections().get(uuid=uuid, include_trash=True).execute() for uuid in after.trashed_claims]
+    assert (claim["name"], claim["is_trashed"]) == (f"arvados.cluster upload claim {image.image_id}", True)
