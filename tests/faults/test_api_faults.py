@@ -146,5 +146,5 @@ def test_keep_failures_beyond_the_budget_leave_nothing(host: Host, project: str,
     # Nothing but the upload's claim, trashed when the upload failed.
     after = view.snapshot()
     assert after.created_since(before) == set()
-    [claim] = [view.api.collections().get(uuid=uuid, include_trash=True).execute() for uuid in after.trashed_claims]
+    [claim] = [view.api.collections().get(uuid=uuid, include_trash=True).execute() for uuid in after.trashed_claims - before.trashed_claims]
     assert (claim["name"], claim["is_trashed"]) == (f"arvados.cluster upload claim {image.image_id}", True)
