@@ -41,7 +41,7 @@ class Counts:
 
     def text(self) -> str:
         if self.unit == "checks" and self.passed + self.failed == 1:
-            return self.note or ("passed" if self.passed else "failed")
+            return self.note or ("done" if self.passed else "failed")
         words = f"{self.passed} {self.unit} passed"
         if self.failed:
             words += f", {self.failed} failed"
