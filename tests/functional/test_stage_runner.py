@@ -68,7 +68,7 @@ def test_sanity_counts_each_test_run_and_the_listed_failures() -> None:
 
 def test_integration_counts_targets_and_the_one_that_stopped_the_run() -> None:
     assert stage.integration_counts(INTEGRATION_LOG) == Counts(1, 1, "targets")
-    passing = INTEGRATION_LOG.split("Running arvados_docker_image_info")[0]
+    passing = INTEGRATION_LOG.split("Running arvados_docker_image_info", maxsplit=1)[0]
     assert stage.integration_counts(passing) == Counts(1, 0, "targets")
     listed = "Running a integration test role\nRunning b integration test script\n" \
              "ERROR: The 2 integration test(s) listed below (out of 2) failed. See error output above for details:\n"
