@@ -25,10 +25,18 @@ CORE_MAIN := ansible-core>=2.21,<2.22
 CORE_219 := ansible-core>=2.19,<2.20
 DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rsync
 
+# Each stage runs through tests/harness/stage.py: its output goes to build/logs/<stage>.log and it prints one line
+# (and, when it fails, what failed). `make test` runs every stage even after a failure, then prints one total line
+# and fails if any stage failed.
+STAGES := sanity units functional integration faults molecule lint docs build-collection ee
+LOGS := $(BUILD)/logs
+RUN_STAGE := python3 $(ROOT)/tests/harness/stage.py --log-dir $(LOGS)
+SETUP_FILES = $(BUILD)/.deps-$(DEPS_HASH) $(VENV)/.stamp $(VENV219)/.stamp $(VENV)/.warnings $(VENV219)/.warnings
+
 # ansible-test runs with a private HOME (its caches and the offline pip bootstrap live there).
 TEST_ENV := HOME=$(TEST_HOME) ANSIBLE_REMOTE_TMP=$(TEST_HOME)/.ansible/tmp PATH=$(PYTHONS):$$PATH
 
-.PHONY: help test deps venv venvs stage pythons pip-bootstrap sanity units functional integration faults lint docs \
+.PHONY: help test setup setup-steps deps venv venvs stage pythons pip-bootstrap sanity units functional integration faults lint docs \
         build-collection demo bench clean
 
 help:
@@ -37,22 +45,20 @@ help:
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
 	@echo "make molecule | ee | bench-role | bench-role-missing | bench-claim | bench-scale | bench-registry | bench-clusters"
 
-test: deps venvs
-	$(MAKE) sanity
-	$(MAKE) units
-	$(MAKE) functional
-	$(MAKE) integration
-	$(MAKE) faults
-	$(MAKE) molecule
-	$(MAKE) lint
-	$(MAKE) docs
-	$(MAKE) build-collection
-	$(MAKE) ee
-	@echo "make test: all stages passed"
+test: setup
+	@$(RUN_STAGE) forget $(STAGES)
+	@for stage in $(STAGES); do $(MAKE) $$stage || true; done
+	@$(RUN_STAGE) total $(STAGES)
 
 # ---- set-up (idempotent) ---------------------------------------------------------------------------
 
-deps: $(BUILD)/.deps-$(shell echo $(DEBIAN_PACKAGES) | md5sum | cut -c1-8)
+# One line when something is to install, its output in build/logs/setup.log; nothing when all is in place.
+setup:
+	@$(MAKE) -q $(SETUP_FILES) 2>/dev/null || $(RUN_STAGE) run setup -- $(MAKE) setup-steps
+setup-steps: deps venvs $(VENV)/.warnings $(VENV219)/.warnings
+
+DEPS_HASH := $(shell echo $(DEBIAN_PACKAGES) | md5sum | cut -c1-8)
+deps: $(BUILD)/.deps-$(DEPS_HASH)
 $(BUILD)/.deps-%:
 	@mkdir -p $(BUILD)
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -79,6 +85,11 @@ $(VENV219)/.stamp:
 	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check '$(CORE_219)'
 	@touch $@
 
+# The test venvs filter one warning that ansible-core's import causes on every command (see the file).
+$(VENV)/.warnings $(VENV219)/.warnings: %/.warnings: tests/harness/test_warnings.pth %/.stamp
+	cp $< "$$($*/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/arvados_cluster_test_warnings.pth"
+	@touch $@
+
 # ansible-test wants python3.X on PATH for every version it checks; pyenv exposes only one.
 pythons:
 	@mkdir -p $(PYTHONS)
@@ -100,19 +111,28 @@ stage:
 
 # ---- tests -------------------------------------------------------------------------------------------
 
-sanity: venvs pythons pip-bootstrap stage
+# A stage target runs its set-up, then its commands (the target of the same name with a leading _) through the runner.
+.PHONY: $(addprefix _,$(STAGES))
+$(STAGES):
+	@$(RUN_STAGE) run $@ -- $(MAKE) _$@
+
+sanity: setup pythons pip-bootstrap stage
+_sanity:
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test sanity --venv --color no
 	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test sanity --venv --color no
 
-units: venvs pythons pip-bootstrap stage
+units: setup pythons pip-bootstrap stage
+_units:
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test units --venv --color no
 	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test units --venv --color no
 
-functional: deps venv
+functional: setup
+_functional:
 	$(VENV)/bin/python -m pytest -p no:cacheprovider
 
 # Integration targets reach the emulator, dockerd and registry through integration_config.yml.
-integration: deps venv stage
+integration: setup stage
+_integration:
 	@rm -rf $(SERVICES) && mkdir -p $(SERVICES)
 	@trap '$(MAKE) -C $(ROOT) services-down' EXIT; \
 	$(VENV)/bin/python tests/harness/emulator.py up --data-dir $(SERVICES)/emulator > $(SERVICES)/emulator.json; \
@@ -122,7 +142,8 @@ integration: deps venv stage
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test integration --local --color no -v
 
 # Faults, interruptions, races, bad input and secrets, each through ansible-playbook; services of its own.
-faults: deps venv
+faults: setup
+_faults:
 	$(VENV)/bin/python -m pytest -p no:cacheprovider --basetemp=$(BUILD)/faults tests/faults
 
 .PHONY: services-down
@@ -130,16 +151,19 @@ services-down:
 	-@$(VENV)/bin/python tests/harness/docker_env.py down --state-dir $(SERVICES)/docker
 	-@$(VENV)/bin/python tests/harness/emulator.py down --data-dir $(SERVICES)/emulator
 
-lint: venv stage
+lint: setup stage
+_lint:
 	cd $(STAGE) && $(TEST_ENV) ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) $(VENV)/bin/ansible-lint --offline
 	cd $(STAGE) && $(VENV)/bin/antsibull-changelog lint
 
 # Documentation: markup lint, and every plugin's ansible-doc page renders.
-docs: venv stage
+docs: setup stage
+_docs:
 	cd $(STAGE) && PATH=$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
 	$(VENV)/bin/python tests/harness/doc_pages.py --collections-path $(STAGE_ROOT) --ansible-doc $(VENV)/bin/ansible-doc
 
-build-collection: venv stage
+build-collection: setup stage
+_build-collection:
 	@rm -rf $(BUILD)/dist $(BUILD)/installed && mkdir -p $(BUILD)/dist
 	cd $(STAGE) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist
 	$(VENV)/bin/ansible-galaxy collection install --force -p $(BUILD)/installed $(BUILD)/dist/arvados-cluster-*.tar.gz
@@ -149,7 +173,8 @@ build-collection: venv stage
 # that state under HOME: a private one, kept between runs.
 MOLECULE_HOME := $(BUILD)/molecule-home
 .PHONY: molecule
-molecule: deps venv stage
+molecule: setup stage
+_molecule:
 	@mkdir -p $(MOLECULE_HOME)
 	cd $(STAGE) && HOME=$(MOLECULE_HOME) ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) PATH=$(VENV)/bin:$$PATH \
 	  MOLECULE_COMMAND_BORDERS=false NO_COLOR=1 $(VENV)/bin/molecule test --scenario-name default
@@ -157,7 +182,8 @@ molecule: deps venv stage
 # What ansible-builder takes from the collection for an execution environment, and the build context of
 # extensions/ee/execution-environment.yml (building the image itself needs a container runtime and the network).
 .PHONY: ee
-ee: venv stage
+ee: setup stage
+_ee:
 	@rm -rf $(BUILD)/ee && mkdir -p $(BUILD)/ee
 	$(VENV)/bin/ansible-builder introspect --sanitize --write-pip $(BUILD)/ee/requirements.txt \
 	  --write-bindep $(BUILD)/ee/bindep.txt $(STAGE_ROOT)
@@ -168,7 +194,7 @@ ee: venv stage
 
 # ---- demo and benchmarks -------------------------------------------------------------------------------
 
-demo: deps venv stage
+demo: setup stage
 	$(VENV)/bin/python demo/run.py --collections-path $(STAGE_ROOT)
 
 BENCH_SIZE_MB ?= 400

@@ -99,17 +99,19 @@ def cluster(work_dir: pathlib.Path) -> t.Iterator[dict[str, str]]:
 
 
 def run_playbook(collections_path: str, settings: dict[str, str], extra_vars: dict[str, str]) -> str:
-    """One run of the demo playbook; its output is shown as it comes and returned."""
+    """One run of the demo playbook; its output is shown as it comes (stderr passes straight through) and returned."""
     env = dict(os.environ, **settings, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR="1",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
     command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(ROOT / "demo" / "inventory"),
                str(ROOT / "demo" / "playbook.yml"), "-e", json.dumps(extra_vars)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    print(result.stdout, end="")
-    if result.returncode != 0:
-        print(result.stderr, file=sys.stderr)
-        raise SystemExit(f"the demo playbook failed (exit {result.returncode})")
-    return result.stdout
+    lines = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, bufsize=1) as playbook:
+        for line in playbook.stdout or []:
+            print(line, end="", flush=True)
+            lines.append(line)
+    if playbook.returncode != 0:
+        raise SystemExit(f"the demo playbook failed (exit {playbook.returncode})")
+    return "".join(lines)
 
 
 def recap_changed(output: str) -> int:

@@ -45,8 +45,12 @@ def fetch_wheel(version: str, wheels: pathlib.Path) -> pathlib.Path:
     """The pip wheel of that version, downloaded once."""
     found = sorted(wheels.glob(f"pip-{version}-*.whl"))
     if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-                        "--only-binary", ":all:", "-d", str(wheels), f"pip=={version}"], check=True)
+        # Its output only on failure: pip warns about every configured index that lacks a page for pip.
+        download = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                                   "--no-deps", "--only-binary", ":all:", "-d", str(wheels), f"pip=={version}"],
+                                  capture_output=True, text=True, check=False)
+        if download.returncode != 0:
+            raise SystemExit(f"cannot download pip {version}:\n{download.stdout}{download.stderr}")
         found = sorted(wheels.glob(f"pip-{version}-*.whl"))
     return found[0]
 
