@@ -10,6 +10,7 @@ ROOT := $(abspath .)
 BUILD := $(ROOT)/build
 VENV := $(ROOT)/.venv
 VENV219 := $(ROOT)/.venv-core219
+VENV220 := $(ROOT)/.venv-core220
 STAGE_ROOT := $(BUILD)/stage
 STAGE := $(STAGE_ROOT)/ansible_collections/arvados/cluster
 TEST_HOME := $(BUILD)/home
@@ -17,12 +18,14 @@ PYTHONS := $(BUILD)/pythons
 SERVICES := $(BUILD)/services
 PYENV_ROOT ?= $(HOME)/.pyenv
 
-# The main line runs on Python 3.12 where present; the second line on the machine's python3.11.
+# The main line runs on Python 3.12 where present; 2.19 on the machine's python3.11; 2.20 on Python 3.13.
 find_python = $(firstword $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)) $(shell command -v python$(1)) $(2))
 PY_MAIN := $(call find_python,3.12,$(shell command -v python3))
 PY_219 := $(call find_python,3.11,$(shell command -v python3))
+PY_220 := $(call find_python,3.13,$(PY_MAIN))
 CORE_MAIN := ansible-core>=2.21,<2.22
 CORE_219 := ansible-core>=2.19,<2.20
+CORE_220 := ansible-core>=2.20,<2.21
 DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rsync
 
 # ansible-test runs with a private HOME (its caches and the offline pip bootstrap live there).
@@ -36,6 +39,7 @@ help:
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
 	@echo "make molecule | ee | bench-role | bench-scale"
+	@echo "make integration-core219 | integration-core220 | galaxy-importer | docsite | docsite-check | changelog-check"
 
 test: deps venvs
 	$(MAKE) sanity
@@ -65,7 +69,7 @@ $(BUILD)/.deps-%:
 	@touch $@
 
 venv: $(VENV)/.stamp
-venvs: $(VENV)/.stamp $(VENV219)/.stamp
+venvs: $(VENV)/.stamp $(VENV219)/.stamp $(VENV220)/.stamp
 
 $(VENV)/.stamp: requirements.txt test-requirements.txt
 	$(PY_MAIN) -m venv $(VENV)
@@ -73,10 +77,17 @@ $(VENV)/.stamp: requirements.txt test-requirements.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r test-requirements.txt '$(CORE_MAIN)'
 	@touch $@
 
-$(VENV219)/.stamp:
+# The other lines carry the collection's own requirements too: integration runs their controller's modules.
+$(VENV219)/.stamp: requirements.txt
 	$(PY_219) -m venv $(VENV219)
 	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check '$(CORE_219)'
+	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt '$(CORE_219)'
+	@touch $@
+
+$(VENV220)/.stamp: requirements.txt
+	$(PY_220) -m venv $(VENV220)
+	$(VENV220)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV220)/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt '$(CORE_220)'
 	@touch $@
 
 # ansible-test wants python3.X on PATH for every version it checks; pyenv exposes only one.
@@ -90,7 +101,8 @@ pythons:
 # ansible-test downloads a pip bootstrap script from a host we cannot reach: provide it from a pip wheel.
 pip-bootstrap: $(VENV)/.stamp
 	@$(VENV)/bin/python tests/harness/pip_bootstrap.py --cache-dir $(TEST_HOME)/.ansible/test/cache \
-	  --ansible-test $(VENV)/bin/ansible-test --ansible-test $(VENV219)/bin/ansible-test
+	  --ansible-test $(VENV)/bin/ansible-test --ansible-test $(VENV219)/bin/ansible-test \
+	  --ansible-test $(VENV220)/bin/ansible-test
 
 # ansible-test needs the collection at ansible_collections/arvados/cluster, as a real directory under git.
 stage:
@@ -103,23 +115,36 @@ stage:
 sanity: venvs pythons pip-bootstrap stage
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test sanity --venv --color no
 	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test sanity --venv --color no
+	cd $(STAGE) && $(TEST_ENV) $(VENV220)/bin/ansible-test sanity --venv --color no
 
 units: venvs pythons pip-bootstrap stage
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test units --venv --color no
 	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test units --venv --color no
+	cd $(STAGE) && $(TEST_ENV) $(VENV220)/bin/ansible-test units --venv --color no
 
 functional: deps venv
 	$(VENV)/bin/python -m pytest -p no:cacheprovider
 
-# Integration targets reach the emulator, dockerd and registry through integration_config.yml.
-integration: deps venv stage
+# Integration targets reach the emulator, dockerd and registry through integration_config.yml. INTEGRATION_VENV picks
+# the ansible-core line (the main one by default), INTEGRATION_TARGETS a subset of the targets (all by default).
+INTEGRATION_VENV ?= $(VENV)
+INTEGRATION_TARGETS ?=
+integration: deps venvs stage
 	@rm -rf $(SERVICES) && mkdir -p $(SERVICES)
 	@trap '$(MAKE) -C $(ROOT) services-down' EXIT; \
 	$(VENV)/bin/python tests/harness/emulator.py up --data-dir $(SERVICES)/emulator > $(SERVICES)/emulator.json; \
 	$(VENV)/bin/python tests/harness/docker_env.py up --state-dir $(SERVICES)/docker > $(SERVICES)/docker.json; \
 	$(VENV)/bin/python tests/harness/integration_config.py --emulator $(SERVICES)/emulator.json \
 	  --docker $(SERVICES)/docker.json --output $(STAGE)/tests/integration/integration_config.yml; \
-	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test integration --local --color no -v
+	cd $(STAGE) && $(TEST_ENV) $(INTEGRATION_VENV)/bin/ansible-test integration --local --color no -v $(INTEGRATION_TARGETS)
+
+# The other lines run every target but the module's long option matrix, which is the same Python on every line.
+INTEGRATION_OTHER_LINES := test_services arvados_docker_image_examples arvados_docker_image_info lookup_arvados_docker_image
+.PHONY: integration-core219 integration-core220
+integration-core219:
+	$(MAKE) integration INTEGRATION_VENV=$(VENV219) INTEGRATION_TARGETS='$(INTEGRATION_OTHER_LINES)'
+integration-core220:
+	$(MAKE) integration INTEGRATION_VENV=$(VENV220) INTEGRATION_TARGETS='$(INTEGRATION_OTHER_LINES)'
 
 # Faults, interruptions, races, bad input and secrets, each through ansible-playbook; services of its own.
 faults: deps venv
@@ -143,6 +168,23 @@ build-collection: venv stage
 	@rm -rf $(BUILD)/dist $(BUILD)/installed && mkdir -p $(BUILD)/dist
 	cd $(STAGE) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist
 	$(VENV)/bin/ansible-galaxy collection install --force -p $(BUILD)/installed $(BUILD)/dist/arvados-cluster-*.tar.gz
+
+# What Galaxy and Automation Hub run on an uploaded collection, on the built tarball, with Galaxy's defaults
+# (ansible-doc, ansible-lint); any WARNING or ERROR line fails. It has a venv of its own: it pins attrs, flake8
+# and ansible-lint below what the test venv holds.
+IMPORTER_VENV := $(BUILD)/venv-importer
+GALAXY_IMPORTER := galaxy-importer==0.4.44
+$(IMPORTER_VENV)/.stamp:
+	$(PY_MAIN) -m venv $(IMPORTER_VENV)
+	$(IMPORTER_VENV)/bin/python -m pip install -q --disable-pip-version-check '$(GALAXY_IMPORTER)'
+	@touch $@
+
+.PHONY: galaxy-importer
+galaxy-importer: $(IMPORTER_VENV)/.stamp build-collection
+	@rm -rf $(BUILD)/galaxy-importer && mkdir -p $(BUILD)/galaxy-importer/home
+	cd $(BUILD)/galaxy-importer && HOME=$(BUILD)/galaxy-importer/home PATH=$(IMPORTER_VENV)/bin:$$PATH \
+	  $(IMPORTER_VENV)/bin/python -m galaxy_importer.main $(BUILD)/dist/arvados-cluster-*.tar.gz 2>&1 | tee importer.log
+	@! grep -E 'WARNING|ERROR' $(BUILD)/galaxy-importer/importer.log
 
 # The docker_images role's molecule scenario (extensions/molecule/default): its prepare step starts the emulator,
 # dockerd and registry, its cleanup stops them, and its first step stops what an interrupted run left. Molecule keeps
