@@ -26,7 +26,7 @@ PY_220 := $(call find_python,3.13,$(PY_MAIN))
 CORE_MAIN := ansible-core>=2.21,<2.22
 CORE_219 := ansible-core>=2.19,<2.20
 CORE_220 := ansible-core>=2.20,<2.21
-DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rsync
+DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rsync chromium
 
 # ansible-test runs with a private HOME (its caches and the offline pip bootstrap live there).
 TEST_ENV := HOME=$(TEST_HOME) ANSIBLE_REMOTE_TMP=$(TEST_HOME)/.ansible/tmp PATH=$(PYTHONS):$$PATH
@@ -138,13 +138,14 @@ integration: deps venvs stage
 	  --docker $(SERVICES)/docker.json --output $(STAGE)/tests/integration/integration_config.yml; \
 	cd $(STAGE) && $(TEST_ENV) $(INTEGRATION_VENV)/bin/ansible-test integration --local --color no -v $(INTEGRATION_TARGETS)
 
-# The other lines run every target but the module's long option matrix, which is the same Python on every line.
-INTEGRATION_OTHER_LINES := test_services arvados_docker_image_examples arvados_docker_image_info lookup_arvados_docker_image
+# 2.20 (Python 3.13, the line Arvados sites run) runs every target; 2.19 every target but the module's long option
+# matrix (arvados_docker_image), which the other two lines run.
+INTEGRATION_219_TARGETS := test_services arvados_docker_image_examples arvados_docker_image_info lookup_arvados_docker_image
 .PHONY: integration-core219 integration-core220
 integration-core219:
-	$(MAKE) integration INTEGRATION_VENV=$(VENV219) INTEGRATION_TARGETS='$(INTEGRATION_OTHER_LINES)'
+	$(MAKE) integration INTEGRATION_VENV=$(VENV219) INTEGRATION_TARGETS='$(INTEGRATION_219_TARGETS)'
 integration-core220:
-	$(MAKE) integration INTEGRATION_VENV=$(VENV220) INTEGRATION_TARGETS='$(INTEGRATION_OTHER_LINES)'
+	$(MAKE) integration INTEGRATION_VENV=$(VENV220)
 
 # Faults, interruptions, races, bad input and secrets, each through ansible-playbook; services of its own.
 faults: deps venv
@@ -163,6 +164,23 @@ lint: venv stage
 docs: venv stage
 	cd $(STAGE) && PATH=$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
 	$(VENV)/bin/python tests/harness/doc_pages.py --collections-path $(STAGE_ROOT) --ansible-doc $(VENV)/bin/ansible-doc
+
+# The docsite under build/docsite: antsibull-docs sphinx-init and collection docs, the guides of docs/docsite, built
+# offline (no intersphinx; Sphinx warnings fail it, but for references into Ansible's own docs).
+.PHONY: docsite docsite-check changelog-check
+docsite: venv stage
+	$(VENV)/bin/python tests/harness/docsite.py --collections-path $(STAGE_ROOT) --bin-dir $(VENV)/bin \
+	  --source $(BUILD)/docsite-src --html $(BUILD)/docsite
+
+# Every page of the docsite in headless Chromium: options, examples, return values and links; screenshots too.
+docsite-check: deps docsite
+	$(VENV)/bin/python tests/harness/docsite_check.py --site $(BUILD)/docsite --shots $(BUILD)/docsite-shots \
+	  --collections-path $(STAGE_ROOT) --ansible-doc $(VENV)/bin/ansible-doc
+
+# antsibull-changelog lint, and the next release rendered in a temporary copy: every fragment in its section.
+changelog-check: venv stage
+	$(VENV)/bin/python tests/harness/changelog_check.py --collection $(STAGE) --output $(BUILD)/CHANGELOG-dry-run.rst \
+	  --antsibull-changelog $(VENV)/bin/antsibull-changelog
 
 build-collection: venv stage
 	@rm -rf $(BUILD)/dist $(BUILD)/installed && mkdir -p $(BUILD)/dist
