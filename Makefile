@@ -10,6 +10,7 @@ ROOT := $(abspath .)
 BUILD := $(ROOT)/build
 VENV := $(ROOT)/.venv
 VENV219 := $(ROOT)/.venv-core219
+VENV220 := $(ROOT)/.venv-core220
 STAGE_ROOT := $(BUILD)/stage
 STAGE := $(STAGE_ROOT)/ansible_collections/arvados/cluster
 TEST_HOME := $(BUILD)/home
@@ -17,33 +18,37 @@ PYTHONS := $(BUILD)/pythons
 SERVICES := $(BUILD)/services
 PYENV_ROOT ?= $(HOME)/.pyenv
 
-# The main line runs on Python 3.12 where present; the second line on the machine's python3.11.
+# The main line runs on Python 3.12 where present; 2.19 on the machine's python3.11; 2.20 on Python 3.13.
 find_python = $(firstword $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)) $(shell command -v python$(1)) $(2))
 PY_MAIN := $(call find_python,3.12,$(shell command -v python3))
 PY_219 := $(call find_python,3.11,$(shell command -v python3))
+PY_220 := $(call find_python,3.13,$(PY_MAIN))
 CORE_MAIN := ansible-core>=2.21,<2.22
 CORE_219 := ansible-core>=2.19,<2.20
-DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rsync
+CORE_220 := ansible-core>=2.20,<2.21
+DEBIAN_PACKAGES := docker.io docker-registry skopeo busybox-static shellcheck rsync chromium
 
 # Each stage runs through tests/harness/stage.py: its output goes to build/logs/<stage>.log and it prints one line
 # (and, when it fails, what failed). `make test` runs every stage even after a failure, then prints one total line
 # and fails if any stage failed.
-STAGES := sanity units functional integration faults molecule lint docs build-collection ee
+STAGES := sanity units functional integration integration-core220 integration-core219 faults molecule lint changelog-check \
+          docs docsite-check build-collection galaxy-importer ee
 LOGS := $(BUILD)/logs
 RUN_STAGE := python3 $(ROOT)/tests/harness/stage.py --log-dir $(LOGS)
-SETUP_FILES = $(BUILD)/.deps-$(DEPS_HASH) $(VENV)/.stamp $(VENV219)/.stamp $(VENV)/.warnings $(VENV219)/.warnings
+VENV_LINES := $(VENV) $(VENV219) $(VENV220)
+SETUP_FILES = $(BUILD)/.deps-$(DEPS_HASH) $(addsuffix /.stamp,$(VENV_LINES)) $(addsuffix /.warnings,$(VENV_LINES))
 
 # ansible-test runs with a private HOME (its caches and the offline pip bootstrap live there).
 TEST_ENV := HOME=$(TEST_HOME) ANSIBLE_REMOTE_TMP=$(TEST_HOME)/.ansible/tmp PATH=$(PYTHONS):$$PATH
 
-.PHONY: help test setup setup-steps deps venv venvs stage pythons pip-bootstrap sanity units functional integration faults lint docs \
-        build-collection demo bench clean
+.PHONY: help test setup setup-steps deps venv venvs stage pythons pip-bootstrap $(STAGES) demo bench clean
 
 help:
 	@echo "make demo         ensure an image in Arvados (the bundled emulator unless ARVADOS_API_HOST is set)"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make sanity | units | functional | integration | faults | lint | docs | build-collection | bench | bench-lookup"
 	@echo "make molecule | ee | bench-role | bench-role-missing | bench-claim | bench-scale | bench-registry | bench-clusters"
+	@echo "make integration-core219 | integration-core220 | galaxy-importer | docsite | docsite-check | changelog-check"
 
 test: setup
 	@$(RUN_STAGE) forget $(STAGES)
@@ -55,7 +60,7 @@ test: setup
 # One line when something is to install, its output in build/logs/setup.log; nothing when all is in place.
 setup:
 	@$(MAKE) -q $(SETUP_FILES) 2>/dev/null || $(RUN_STAGE) run setup -- $(MAKE) setup-steps
-setup-steps: deps venvs $(VENV)/.warnings $(VENV219)/.warnings
+setup-steps: deps venvs $(addsuffix /.warnings,$(VENV_LINES))
 
 DEPS_HASH := $(shell echo $(DEBIAN_PACKAGES) | md5sum | cut -c1-8)
 deps: $(BUILD)/.deps-$(DEPS_HASH)
@@ -71,7 +76,7 @@ $(BUILD)/.deps-%:
 	@touch $@
 
 venv: $(VENV)/.stamp
-venvs: $(VENV)/.stamp $(VENV219)/.stamp
+venvs: $(addsuffix /.stamp,$(VENV_LINES))
 
 $(VENV)/.stamp: requirements.txt test-requirements.txt
 	$(PY_MAIN) -m venv $(VENV)
@@ -79,14 +84,21 @@ $(VENV)/.stamp: requirements.txt test-requirements.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r test-requirements.txt '$(CORE_MAIN)'
 	@touch $@
 
-$(VENV219)/.stamp:
+# The other lines carry the collection's own requirements too: integration runs their controller's modules.
+$(VENV219)/.stamp: requirements.txt
 	$(PY_219) -m venv $(VENV219)
 	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check '$(CORE_219)'
+	$(VENV219)/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt '$(CORE_219)'
+	@touch $@
+
+$(VENV220)/.stamp: requirements.txt
+	$(PY_220) -m venv $(VENV220)
+	$(VENV220)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV220)/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt '$(CORE_220)'
 	@touch $@
 
 # The test venvs filter one warning that ansible-core's import causes on every command (see the file).
-$(VENV)/.warnings $(VENV219)/.warnings: %/.warnings: tests/harness/test_warnings.pth %/.stamp
+$(addsuffix /.warnings,$(VENV_LINES)): %/.warnings: tests/harness/test_warnings.pth %/.stamp
 	cp $< "$$($*/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/arvados_cluster_test_warnings.pth"
 	@touch $@
 
@@ -101,7 +113,8 @@ pythons:
 # ansible-test downloads a pip bootstrap script from a host we cannot reach: provide it from a pip wheel.
 pip-bootstrap: $(VENV)/.stamp
 	@$(VENV)/bin/python tests/harness/pip_bootstrap.py --cache-dir $(TEST_HOME)/.ansible/test/cache \
-	  --ansible-test $(VENV)/bin/ansible-test --ansible-test $(VENV219)/bin/ansible-test
+	  --ansible-test $(VENV)/bin/ansible-test --ansible-test $(VENV219)/bin/ansible-test \
+	  --ansible-test $(VENV220)/bin/ansible-test
 
 # ansible-test needs the collection at ansible_collections/arvados/cluster, as a real directory under git.
 stage:
@@ -120,18 +133,23 @@ sanity: setup pythons pip-bootstrap stage
 _sanity:
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test sanity --venv --color no
 	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test sanity --venv --color no
+	cd $(STAGE) && $(TEST_ENV) $(VENV220)/bin/ansible-test sanity --venv --color no
 
 units: setup pythons pip-bootstrap stage
 _units:
 	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test units --venv --color no
 	cd $(STAGE) && $(TEST_ENV) $(VENV219)/bin/ansible-test units --venv --color no
+	cd $(STAGE) && $(TEST_ENV) $(VENV220)/bin/ansible-test units --venv --color no
 
 functional: setup
 _functional:
 	$(VENV)/bin/python -m pytest -p no:cacheprovider
 
-# Integration targets reach the emulator, dockerd and registry through integration_config.yml.
-integration: setup stage
+# Integration targets reach the emulator, dockerd and registry through integration_config.yml. INTEGRATION_VENV picks
+# the ansible-core line (the main one by default), INTEGRATION_TARGETS a subset of the targets (all by default).
+INTEGRATION_VENV ?= $(VENV)
+INTEGRATION_TARGETS ?=
+integration integration-core220 integration-core219: setup stage
 _integration:
 	@rm -rf $(SERVICES) && mkdir -p $(SERVICES)
 	@trap '$(MAKE) -C $(ROOT) services-down' EXIT; \
@@ -139,7 +157,15 @@ _integration:
 	$(VENV)/bin/python tests/harness/docker_env.py up --state-dir $(SERVICES)/docker > $(SERVICES)/docker.json; \
 	$(VENV)/bin/python tests/harness/integration_config.py --emulator $(SERVICES)/emulator.json \
 	  --docker $(SERVICES)/docker.json --output $(STAGE)/tests/integration/integration_config.yml; \
-	cd $(STAGE) && $(TEST_ENV) $(VENV)/bin/ansible-test integration --local --color no -v
+	cd $(STAGE) && $(TEST_ENV) $(INTEGRATION_VENV)/bin/ansible-test integration --local --color no -v $(INTEGRATION_TARGETS)
+
+# 2.20 (Python 3.13, the line Arvados sites run) runs every target; 2.19 every target but the module's long option
+# matrix (arvados_docker_image), which the other two lines run.
+INTEGRATION_219_TARGETS := test_services arvados_docker_image_examples arvados_docker_image_info lookup_arvados_docker_image
+_integration-core220:
+	$(MAKE) _integration INTEGRATION_VENV=$(VENV220)
+_integration-core219:
+	$(MAKE) _integration INTEGRATION_VENV=$(VENV219) INTEGRATION_TARGETS='$(INTEGRATION_219_TARGETS)'
 
 # Faults, interruptions, races, bad input and secrets, each through ansible-playbook; services of its own.
 faults: setup
@@ -162,11 +188,47 @@ _docs:
 	cd $(STAGE) && PATH=$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(STAGE_ROOT) $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
 	$(VENV)/bin/python tests/harness/doc_pages.py --collections-path $(STAGE_ROOT) --ansible-doc $(VENV)/bin/ansible-doc
 
+# The docsite under build/docsite: antsibull-docs sphinx-init and collection docs, the guides of docs/docsite, built
+# offline (no intersphinx; Sphinx warnings fail it, but for references into Ansible's own docs).
+.PHONY: docsite
+docsite: setup stage
+	$(VENV)/bin/python tests/harness/docsite.py --collections-path $(STAGE_ROOT) --bin-dir $(VENV)/bin \
+	  --source $(BUILD)/docsite-src --html $(BUILD)/docsite
+
+# Every page of the docsite in headless Chromium: options, examples, return values and links; screenshots too.
+docsite-check: setup stage
+_docsite-check: docsite
+	$(VENV)/bin/python tests/harness/docsite_check.py --site $(BUILD)/docsite --shots $(BUILD)/docsite-shots \
+	  --collections-path $(STAGE_ROOT) --ansible-doc $(VENV)/bin/ansible-doc
+
+# antsibull-changelog lint, and the next release rendered in a temporary copy: every fragment in its section.
+changelog-check: setup stage
+_changelog-check:
+	$(VENV)/bin/python tests/harness/changelog_check.py --collection $(STAGE) --output $(BUILD)/CHANGELOG-dry-run.rst \
+	  --antsibull-changelog $(VENV)/bin/antsibull-changelog
+
 build-collection: setup stage
 _build-collection:
 	@rm -rf $(BUILD)/dist $(BUILD)/installed && mkdir -p $(BUILD)/dist
 	cd $(STAGE) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist
 	$(VENV)/bin/ansible-galaxy collection install --force -p $(BUILD)/installed $(BUILD)/dist/arvados-cluster-*.tar.gz
+
+# What Galaxy and Automation Hub run on an uploaded collection, on the built tarball, with Galaxy's defaults
+# (ansible-doc, ansible-lint); any WARNING or ERROR line fails. It has a venv of its own: it pins attrs, flake8
+# and ansible-lint below what the test venv holds.
+IMPORTER_VENV := $(BUILD)/venv-importer
+GALAXY_IMPORTER := galaxy-importer==0.4.44
+$(IMPORTER_VENV)/.stamp:
+	$(PY_MAIN) -m venv $(IMPORTER_VENV)
+	$(IMPORTER_VENV)/bin/python -m pip install -q --disable-pip-version-check '$(GALAXY_IMPORTER)'
+	@touch $@
+
+galaxy-importer: setup stage
+_galaxy-importer: $(IMPORTER_VENV)/.stamp _build-collection
+	@rm -rf $(BUILD)/galaxy-importer && mkdir -p $(BUILD)/galaxy-importer/home
+	cd $(BUILD)/galaxy-importer && HOME=$(BUILD)/galaxy-importer/home PATH=$(IMPORTER_VENV)/bin:$$PATH \
+	  $(IMPORTER_VENV)/bin/python -m galaxy_importer.main $(BUILD)/dist/arvados-cluster-*.tar.gz 2>&1 | tee importer.log
+	@! grep -E 'WARNING|ERROR' $(BUILD)/galaxy-importer/importer.log
 
 # The docker_images role's molecule scenario (extensions/molecule/default): its prepare step starts the emulator,
 # dockerd and registry, its cleanup stops them, and its first step stops what an interrupted run left. Molecule keeps

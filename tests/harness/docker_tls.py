@@ -14,6 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALID_DAYS = 3650
+_CA_KEY_USAGE = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                              encipher_only=False, decipher_only=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +46,15 @@ def ensure_docker_tls(directory: pathlib.Path) -> DockerTLSFiles:
     files.client_dir.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("arvados.cluster tests docker CA")
-    ca_cert = _builder(ca_name, ca_name, ca_key.public_key()).add_extension(
-        x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256())
+    ca_cert = _builder(ca_name, ca_name, ca_key.public_key(), ca_key).add_extension(
+        x509.BasicConstraints(ca=True, path_length=0), critical=True).add_extension(_CA_KEY_USAGE, critical=True).sign(
+        ca_key, hashes.SHA256())
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = _builder(_name("dockerd"), ca_name, server_key.public_key()).add_extension(
+    server_cert = _builder(_name("dockerd"), ca_name, server_key.public_key(), ca_key).add_extension(
         x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False,
     ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False).sign(ca_key, hashes.SHA256())
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client_cert = _builder(_name("docker client"), ca_name, client_key.public_key()).add_extension(
+    client_cert = _builder(_name("docker client"), ca_name, client_key.public_key(), ca_key).add_extension(
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False).sign(ca_key, hashes.SHA256())
     files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
@@ -64,11 +68,15 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
+             issuer_key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+    """Key identifiers included: Python 3.13 verifies strictly (VERIFY_X509_STRICT) and rejects certificates without."""
     now = datetime.datetime.now(datetime.timezone.utc)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS)))
+            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
 
 
 def _write_key(path: pathlib.Path, key: ec.EllipticCurvePrivateKey) -> None:

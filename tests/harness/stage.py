@@ -122,7 +122,8 @@ def ee_counts(log: str) -> Counts | None:
 
 PARSERS: dict[str, t.Callable[[str], Counts | None]] = {
     "sanity": sanity_counts, "units": pytest_counts, "functional": pytest_counts, "faults": pytest_counts,
-    "integration": integration_counts, "lint": lint_counts, "docs": doc_counts, "molecule": molecule_counts,
+    "integration": integration_counts, "integration-core220": integration_counts, "integration-core219": integration_counts,
+    "lint": lint_counts, "docs": doc_counts, "molecule": molecule_counts,
     "build-collection": collection_counts, "ee": ee_counts,
 }
 
@@ -146,7 +147,7 @@ def failure_text(stage: str, log: str) -> str:
         start = log.find("ERROR:")
         kept = [line for line in log[max(start, 0):].splitlines() if not SANITY_RUN.match(line)]
         return "\n".join(kept)
-    if stage == "integration":
+    if stage.startswith("integration"):
         targets = list(INTEGRATION_RUN.finditer(log))
         return log[targets[-1].start():] if targets else log
     return log
