@@ -18,3 +18,4 @@ else:
 
 class ActionModule(ControllerAction):
     module_code = MODULE_CODE
+    reads_source_cluster = True

@@ -38,11 +38,134 @@ options:
       - The images to ensure. Each entry takes the options of M(arvados.cluster.arvados_docker_image) (C(name),
         C(tag), C(state), C(source), C(pull), C(platform), C(archive_path), C(project_uuid), C(force), C(verify) and the
         others), except the connection and Docker options, which are the task's and apply to every image.
-      - An entry with an option the image module does not take, or without C(name), fails alone, as the image module
-        would.
+      - The entries are checked before any image is ensured; an entry with an option the image module does not take, a
+        value of the wrong kind, or no C(name), fails the task with nothing done. The image module's own checks of each
+        image (a malformed name, options that do not fit together) fail that image alone.
     type: list
     elements: dict
     required: true
+    suboptions:
+      name:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:name).
+        type: str
+        required: true
+      tag:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:tag).
+        type: str
+      state:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:state).
+        type: str
+        choices: [present, absent]
+        default: present
+      source:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:source).
+        type: str
+        choices: [local, pull, archive, registry, arvados]
+        default: local
+      pull:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:pull).
+        type: str
+        choices: [always, missing]
+        default: missing
+      platform:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:platform).
+        type: str
+      archive_path:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:archive_path).
+        type: path
+      project_uuid:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:project_uuid).
+        type: str
+      collection_name:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:collection_name).
+        type: str
+      properties:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:properties).
+        type: dict
+      replication:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:replication).
+        type: int
+      storage_classes:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:storage_classes).
+        type: list
+        elements: str
+      force:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:force).
+        type: bool
+        default: false
+      verify:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:verify).
+        type: bool
+        default: false
+      force_image_format:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:force_image_format).
+        type: bool
+        default: false
+      purge:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:purge).
+        type: bool
+        default: false
+      exclusive:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:exclusive).
+        type: bool
+        default: false
+      claim_ttl:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:claim_ttl).
+        type: int
+        default: 300
+      source_api_host:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:source_api_host).
+        type: str
+      source_api_token:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:source_api_token).
+        type: str
+        no_log: true
+      source_api_insecure:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:source_api_insecure).
+        type: bool
+      source_cluster:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:source_cluster).
+        type: str
+      registry_username:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:registry_username).
+        type: str
+      registry_password:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:registry_password).
+        type: str
+        no_log: true
+      registry_ca_path:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:registry_ca_path).
+        type: path
+      registry_insecure:
+        description:
+          - As O(arvados.cluster.arvados_docker_image#module:registry_insecure).
+        type: bool
+        default: false
   parallel:
     description:
       - How many images are ensured at once.

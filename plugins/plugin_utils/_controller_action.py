@@ -64,7 +64,8 @@ class ControllerAction(ActionBase):
     _supports_async = True
     # Set by each module's action plugin.
     module_code: ModuleCode = ModuleCode.unavailable(NotImplementedError("no module code"))
-    # Whether the module copies from a source cluster (`source: arvados`), whose connection the arvados_source_* variables give.
+    # Whether the module copies from a source cluster (`source: arvados`, for the task or for entries of `images`), whose
+    # connection the arvados_source_* variables give.
     reads_source_cluster = False
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
@@ -89,6 +90,8 @@ class ControllerAction(ActionBase):
         option_variables = dict(CONNECTION_VARIABLES)
         if self.reads_source_cluster and module_args.get("source") == "arvados":
             option_variables.update(SOURCE_CONNECTION_VARIABLES)
+        if self.reads_source_cluster and isinstance(module_args.get("images"), list):
+            module_args["images"] = [self._with_source_connection(image, task_vars) for image in module_args["images"]]
         values = connection_values(module_args, task_vars, self._templar, option_variables)
         from_variables = sorted(option for option in values if module_args.get(option) is None)
         if from_variables:
@@ -97,6 +100,12 @@ class ControllerAction(ActionBase):
                         host=self._play_context.remote_addr)
         module_args.update(values)
         return module_args
+
+    def _with_source_connection(self, image: t.Any, task_vars: dict[str, t.Any]) -> t.Any:
+        """An entry of `images` copied from a source cluster, its connection completed from the arvados_source_* variables."""
+        if not isinstance(image, dict) or image.get("source") != "arvados":
+            return image
+        return {**image, **connection_values(image, task_vars, self._templar, SOURCE_CONNECTION_VARIABLES)}
 
     def _runs_in_controller(self, task_vars: dict[str, t.Any]) -> bool:
         """True when shipping the module would only start this same Python again, on this same machine, as this same user."""

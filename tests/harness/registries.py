@@ -162,7 +162,7 @@ class TokenRealm:
         self.tls = tls
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "token signer")])
-        self.cert = _builder(name, name, self.key.public_key()).sign(self.key, hashes.SHA256())
+        self.cert = _builder(name, name, self.key.public_key(), self.key).sign(self.key, hashes.SHA256())
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self.token_requests = 0
         self._server: http.server.ThreadingHTTPServer | None = None
