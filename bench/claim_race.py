@@ -15,16 +15,15 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 import time
 import typing as t
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness.docker_env import DockerDaemon, ImageFactory  # noqa: E402  pylint: disable=wrong-import-position
+from harness.docker_env import DockerDaemon  # noqa: E402  pylint: disable=wrong-import-position
 from harness.emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
-from common import bench_arguments, publish  # noqa: E402  pylint: disable=wrong-import-position
+from common import bench_arguments, daemon_and_emulator, publish  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = pathlib.Path(sys.executable).parent
 PLAYBOOK = """\
@@ -109,29 +108,19 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=2.0)
     args = parser.parse_args()
     rounds = []
-    with tempfile.TemporaryDirectory(prefix="bench-claim-") as scratch:
-        work = pathlib.Path(scratch)
-        daemon = DockerDaemon(work / "dockerd").start()
-        emulator = None
-        try:
-            factory = ImageFactory(daemon, work / "images")
-            emulator = Emulator(work / "emulator").start()
-            (work / "race.yml").write_text(PLAYBOOK, encoding="utf-8")
-            (work / "inventory").write_text(INVENTORY.format(python=sys.executable), encoding="utf-8")
-            alice = emulator.api("alice")
-            for index in range(2 * args.rounds):
-                hold = args.hold if index >= args.rounds else 0
-                emulator.set_latency("PUT", "/*", hold, service="keep")
-                image = factory.build(f"bench/race-{index}", "1", size=args.size_mb * 1_000_000)
-                image_bytes = sum(len(chunk) for chunk in daemon.client().api.get_image(image.image_id))
-                body = {"group": {"name": f"claim race {index}", "group_class": "project"}}
-                project = alice.groups().create(body=body, ensure_unique_name=True).execute()["uuid"]
-                measured = race(work / f"round-{index}", emulator, daemon, args.collections_path, image.ref, project)
-                rounds.append({"hold_s": hold, "image_bytes": image_bytes, **measured})
-        finally:
-            if emulator is not None:
-                emulator.stop()
-            daemon.stop()
+    with daemon_and_emulator("bench-claim-") as (work, daemon, factory, emulator):
+        (work / "race.yml").write_text(PLAYBOOK, encoding="utf-8")
+        (work / "inventory").write_text(INVENTORY.format(python=sys.executable), encoding="utf-8")
+        alice = emulator.api("alice")
+        for index in range(2 * args.rounds):
+            hold = args.hold if index >= args.rounds else 0
+            emulator.set_latency("PUT", "/*", hold, service="keep")
+            image = factory.build(f"bench/race-{index}", "1", size=args.size_mb * 1_000_000)
+            image_bytes = sum(len(chunk) for chunk in daemon.client().api.get_image(image.image_id))
+            body = {"group": {"name": f"claim race {index}", "group_class": "project"}}
+            project = alice.groups().create(body=body, ensure_unique_name=True).execute()["uuid"]
+            measured = race(work / f"round-{index}", emulator, daemon, args.collections_path, image.ref, project)
+            rounds.append({"hold_s": hold, "image_bytes": image_bytes, **measured})
     command = f"make bench-claim BENCH_CLAIM_MB={args.size_mb} BENCH_CLAIM_ROUNDS={args.rounds}"
     return publish(markdown(rounds, args.size_mb, args.hold, command), rounds, args)
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
 import subprocess
+import tempfile
 import time
 import typing as t
 
@@ -37,3 +39,25 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     if result.returncode != 0:
         raise SystemExit(f"{command[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return wall, result.stdout
+
+
+@contextlib.contextmanager
+def daemon_and_emulator(prefix: str) -> t.Iterator[tuple[pathlib.Path, t.Any, t.Any, t.Any]]:
+    """A scratch folder holding a private dockerd, an image factory on it and an emulator, all stopped afterwards.
+
+    The caller has put tests/ on sys.path (for the harness).
+    """
+    from harness.docker_env import DockerDaemon, ImageFactory  # pylint: disable=import-outside-toplevel
+    from harness.emulator import Emulator  # pylint: disable=import-outside-toplevel
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        work = pathlib.Path(scratch)
+        daemon = DockerDaemon(work / "dockerd").start()
+        emulator = None
+        try:
+            factory = ImageFactory(daemon, work / "images")
+            emulator = Emulator(work / "emulator").start()
+            yield work, daemon, factory, emulator
+        finally:
+            if emulator is not None:
+                emulator.stop()
+            daemon.stop()

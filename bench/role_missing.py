@@ -14,15 +14,13 @@ import pathlib
 import shlex
 import statistics
 import sys
-import tempfile
 import typing as t
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness.docker_env import DockerDaemon, ImageFactory  # noqa: E402  pylint: disable=wrong-import-position
 from harness.emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
-from common import bench_arguments, publish, timed  # noqa: E402  pylint: disable=wrong-import-position
+from common import bench_arguments, daemon_and_emulator, publish, timed  # noqa: E402  pylint: disable=wrong-import-position
 from role_vs_keepdocker import BIN, Bench, api_requests, recap_changed  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET_WALL_RATIO = 0.4
@@ -94,25 +92,15 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--size-mb", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-role-missing-") as scratch:
-        work = pathlib.Path(scratch)
-        daemon = DockerDaemon(work / "dockerd").start()
-        emulator = None
-        try:
-            factory = ImageFactory(daemon, work / "images")
-            emulator = Emulator(work / "emulator").start()
-            bench = MissingBench(work / "run", emulator, daemon, [], args.collections_path)
-            rounds = []
-            for index in range(args.rounds):
-                refs = [factory.build(f"bench/missing-{index}-{tool}-{number:02d}", "1", size=args.size_mb * 1_000_000).ref
-                        for tool in ("role", "loop") for number in range(args.images)]
-                bench.use_images(refs[:args.images], refs[args.images:], daemon.docker_host)
-                order = ("role", "keepdocker") if index % 2 == 0 else ("keepdocker", "role")
-                rounds.append({tool: bench.role() if tool == "role" else bench.keepdocker_loop() for tool in order})
-        finally:
-            if emulator is not None:
-                emulator.stop()
-            daemon.stop()
+    with daemon_and_emulator("bench-role-missing-") as (work, daemon, factory, emulator):
+        bench = MissingBench(work / "run", emulator, daemon, [], args.collections_path)
+        rounds = []
+        for index in range(args.rounds):
+            refs = [factory.build(f"bench/missing-{index}-{tool}-{number:02d}", "1", size=args.size_mb * 1_000_000).ref
+                    for tool in ("role", "loop") for number in range(args.images)]
+            bench.use_images(refs[:args.images], refs[args.images:], daemon.docker_host)
+            order = ("role", "keepdocker") if index % 2 == 0 else ("keepdocker", "role")
+            rounds.append({tool: bench.role() if tool == "role" else bench.keepdocker_loop() for tool in order})
     command = f"make bench-role-missing BENCH_MISSING_IMAGES={args.images} BENCH_MISSING_MB={args.size_mb} BENCH_MISSING_ROUNDS={args.rounds}"
     return publish(markdown(rounds, args.images, args.size_mb, command), rounds, args)
 
