@@ -157,15 +157,15 @@ def helper_credentials(rc: int, stdout: str, helper: str) -> Credentials | None:
         if HELPER_NOT_FOUND in stdout:
             return None
         raise PullError(f"the credential helper {program} failed (exit status {rc}: {stdout.strip()[:200]}); "
-                            "log in again, or give registry_username and registry_password")
+                        "log in again, or give registry_username and registry_password")
     try:
         answer = json.loads(stdout)
     except ValueError:
         answer = None
     if not isinstance(answer, dict) or not isinstance(answer.get("Secret"), str) or not isinstance(answer.get("Username"), str):
         raise PullError(f"the credential helper {program} did not answer with JSON of Username and Secret; "
-                            "give registry_username and registry_password")
+                        "give registry_username and registry_password")
     if answer["Username"] == "<token>":
         raise PullError(f"the credential helper {program} holds an identity token, which a registry login cannot use; "
-                            "give registry_username and registry_password")
+                        "give registry_username and registry_password")
     return Credentials(answer["Username"], answer["Secret"], f"credential helper {program}")

@@ -139,7 +139,6 @@ options:
         description:
           - As O(arvados.cluster.arvados_docker_image#module:source_api_token).
         type: str
-        no_log: true
       source_api_insecure:
         description:
           - As O(arvados.cluster.arvados_docker_image#module:source_api_insecure).
@@ -156,7 +155,6 @@ options:
         description:
           - As O(arvados.cluster.arvados_docker_image#module:registry_password).
         type: str
-        no_log: true
       registry_ca_path:
         description:
           - As O(arvados.cluster.arvados_docker_image#module:registry_ca_path).

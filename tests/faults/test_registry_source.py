@@ -337,8 +337,8 @@ def test_the_role_with_registry_items_never_shows_the_password(execution, host, 
         assert role_run.first_failure() is None, role_run.describe()
         assert PASSWORD not in role_run.everything(), "the registry password showed"
         published = role_run.results["task under test"]["msg"]
-        assert [(image["image_id"], image["changed"]) for image in published] == [(own.image_id, expected_changed),
-                                                                                 (shared.image_id, expected_changed)]
+        expected = [(own.image_id, expected_changed), (shared.image_id, expected_changed)]
+        assert [(image["image_id"], image["changed"]) for image in published] == expected
     assert host.runner.executions_seen == {execution}
 
 

@@ -24,7 +24,7 @@ RELEASE_DATE = "2000-01-01"
 
 
 def section_titles(config: dict[str, t.Any]) -> dict[str, str]:
-    titles = {key: title for key, title in config["sections"]}
+    titles = dict(config["sections"])
     titles[config["prelude_section_name"]] = config["prelude_section_title"]
     return titles
 
