@@ -281,8 +281,7 @@ seealso:
 EXAMPLES = r"""
 # The examples use these variables: images_project_uuid (a project the token can write, such as
 # zzzzz-j7d0g-0123456789abcde), images_registry (a registry host, such as registry.example:5000) and
-# images_archive (the path of a `docker save` archive on the host that runs the module); registry_user and
-# registry_password are a login to that registry;
+# images_archive (the path of a `docker save` archive on the host that runs the module);
 # source_arvados_api_host and source_arvados_api_token give another cluster to copy from.
 
 - name: Store the image tiny:1.0 from the local Docker daemon in a project
@@ -307,9 +306,8 @@ EXAMPLES = r"""
   arvados.cluster.arvados_docker_image:
     name: "{{ images_registry }}/team/bwa:0.7.17"
     source: registry
-    registry_username: "{{ registry_user }}"
-    registry_password: "{{ registry_password }}"
     project_uuid: "{{ images_project_uuid }}"
+    # A registry that wants a login: registry_username and registry_password (else Docker's config.json).
 
 - name: Store an image from a saved archive, with no Docker daemon
   arvados.cluster.arvados_docker_image:
@@ -323,7 +321,7 @@ EXAMPLES = r"""
 
 - name: Copy an image from another Arvados cluster, with the same portable data hash
   arvados.cluster.arvados_docker_image:
-    name: team/bwa:0.7.17
+    name: tiny:1.0
     source: arvados
     source_api_host: "{{ source_arvados_api_host }}"
     source_api_token: "{{ source_arvados_api_token }}"
