@@ -177,7 +177,9 @@ def test_a_copy_killed_half_way_converges_without_sending_confirmed_blocks_again
     time.sleep(PUT_HOLD_SECONDS + 1)
     destination.clear_faults()
     confirmed = cached_blocks(path)
-    assert fleet.collections("bbbbb") == [] and fleet.image_links("bbbbb") == []
+    # No image collection and no link; the killed run's upload claim may be left, for the next run to take over.
+    left = [c["name"] for c in fleet.collections("bbbbb") if not c["name"].startswith("arvados.cluster upload claim ")]
+    assert left == [] and fleet.image_links("bbbbb") == []
 
     destination.reset_request_log()
     fleet.emulators["aaaaa"].reset_request_log()
