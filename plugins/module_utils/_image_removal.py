@@ -64,8 +64,9 @@ class ImageRemoval:
             collections += holding
         live = {collection.uuid for collection in collections if collection.owner_uuid == project_uuid}
         heads = live | {link.head_uuid for link in hash_links}
+        # plan_absent leaves out the hash links that `removed` already deletes.
         return PurgeCandidates(collections=frozenset(live), remaining_tags=self.remaining_tags(heads, {link.uuid for link in removed}),
-                               hash_links=[link for link in hash_links if link.uuid not in {r.uuid for r in removed}])
+                               hash_links=hash_links)
 
     def image_to_purge(self, removed: list[ImageLink]) -> str | None:
         """The image id `purge` looks for: `name` when it is one, else the source's; None when only the removed links say."""
