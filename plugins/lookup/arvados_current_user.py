@@ -49,9 +49,8 @@ import typing as t
 from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ArvadosClient
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import CollectionError
-from ansible_collections.arvados.cluster.plugins.plugin_utils._connection import CONNECTION_VARIABLES, lookup_connection
+from ansible_collections.arvados.cluster.plugins.plugin_utils._connection import CONNECTION_VARIABLES, lookup_client
 from ansible_collections.arvados.cluster.plugins.plugin_utils._lookup_options import reject_unknown_options
 
 
@@ -63,6 +62,6 @@ class LookupModule(LookupBase):
         reject_unknown_options("arvados_current_user lookup", kwargs, CONNECTION_VARIABLES)
         self.set_options(direct=kwargs)
         try:
-            return [ArvadosClient(lookup_connection(self, variables, kwargs)).current_user()["uuid"]]
+            return [lookup_client(self, variables, kwargs).current_user()["uuid"]]
         except CollectionError as exc:
             raise AnsibleError(f"arvados_current_user lookup: {exc.user_message()}") from None

@@ -201,7 +201,6 @@ from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.arvados.cluster.plugins.module_utils._arvados import ArvadosClient
 from ansible_collections.arvados.cluster.plugins.module_utils._catalog_reader import CatalogReader
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import CollectionError, ImageRefError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import SHA256, full_image_id
@@ -216,7 +215,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     parse_term,
     server_choice,
 )
-from ansible_collections.arvados.cluster.plugins.plugin_utils._connection import lookup_connection
+from ansible_collections.arvados.cluster.plugins.plugin_utils._connection import lookup_client
 from ansible_collections.arvados.cluster.plugins.plugin_utils._lookup_options import reject_unknown_options
 
 display = Display()
@@ -246,7 +245,7 @@ class LookupModule(LookupBase):
                       direct: dict[str, t.Any]) -> list[tuple[LookupTerm, ServerChoice]]:
         """Every term's choice, from one client and one batched read of the cluster."""
         try:
-            reader = CatalogReader(ArvadosClient(lookup_connection(self, variables, direct)))
+            reader = CatalogReader(lookup_client(self, variables, direct))
             view = reader.read_view(terms, self.get_option("project_uuid"))
         except CollectionError as exc:
             raise AnsibleError(f"{PLUGIN} of {_term_list(terms)}: {exc.user_message()}") from None

@@ -33,6 +33,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._plan import (
     DesiredImage,
     new_collection_properties,
 )
+from ansible_collections.arvados.cluster.plugins.module_utils._records import COLLECTION_FIELDS, ImageCollection
 from ansible_collections.arvados.cluster.plugins.module_utils._resume_cache import ResumeCache
 from ansible_collections.arvados.cluster.plugins.module_utils._upload import write_stream_to_keep
 
@@ -119,6 +120,8 @@ class ActionRunner:
         self.copy_blocks = copy_blocks
         self.collection_uuid = collection_uuid
         self.changed_uuids: list[str] = []
+        # The collections this run created, as the create answered them.
+        self.created: list[ImageCollection] = []
         # What this run changed, in words, for the report of a run that fails half-way.
         self.changes_made: list[str] = []
 
@@ -180,8 +183,10 @@ class ActionRunner:
             body["replication_desired"] = desired.replication
         if desired.storage_classes is not None:
             body["storage_classes_desired"] = list(desired.storage_classes)
-        request = self._api().collections().create(body={"collection": body}, ensure_unique_name=True, select=["uuid"])
-        self.collection_uuid = self.client.execute(request)["uuid"]
+        request = self._api().collections().create(body={"collection": body}, ensure_unique_name=True, select=list(COLLECTION_FIELDS))
+        created = ImageCollection.from_api(self.client.execute(request))
+        self.created.append(created)
+        self.collection_uuid = created.uuid
         self.changed_uuids.append(self.collection_uuid)
         self.changes_made.append(f"created collection {self.collection_uuid} in project {desired.project_uuid}")
 

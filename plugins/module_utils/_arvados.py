@@ -7,6 +7,7 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import random
@@ -14,6 +15,7 @@ import re
 import socket
 import ssl
 import sys
+import threading
 import time
 import typing as t
 from dataclasses import dataclass
@@ -28,12 +30,16 @@ try:
     import arvados.errors
     import httplib2
     from googleapiclient.http import HttpRequest
+
+    from ansible_collections.arvados.cluster.plugins.module_utils._thread_clients import SharedDocumentClient
     ARVADOS_IMPORT_ERROR = None
     # What a request can fail with on the way to and from the server; anything else is a bug and stays loud.
     REQUEST_ERRORS: tuple[type[BaseException], ...] = (arvados.errors.ApiError, httplib2.HttpLib2Error, OSError)
+    KEEP_SERVICES_ERRORS: tuple[type[BaseException], ...] = REQUEST_ERRORS + (arvados.errors.NoKeepServersError,)
 except ImportError as exc:  # reported by the caller
     ARVADOS_IMPORT_ERROR = exc
     REQUEST_ERRORS = (OSError,)
+    KEEP_SERVICES_ERRORS = REQUEST_ERRORS
 
 DEFAULT_NUM_RETRIES = 5
 DEFAULT_API_TIMEOUT = 20
@@ -355,11 +361,13 @@ class ArvadosClient:
         self.options = options
         # Projects found writable through this client: a client shared by several tasks checks each project once.
         self.writable_projects: set[str] = set()
+        self._keep_lock = threading.Lock()
+        self._keep_services_read = False
         schedule = RetrySchedule(options.num_retries, options.api_timeout)
         check_reachable(options)
         try:
             # Building the client fetches the discovery document, so a dead or refusing server fails in this one place.
-            self.api = schedule.run(lambda: arvados.api(
+            self.api = schedule.run(lambda: SharedDocumentClient(
                 "v1", host=options.api_host, token=options.api_token, insecure=options.api_insecure,
                 num_retries=0, timeout=options.api_timeout,
                 requestBuilder=functools.partial(BoundedRetryRequest, api_timeout=options.api_timeout,
@@ -394,6 +402,12 @@ class ArvadosClient:
 
     @property
     def keep(self) -> t.Any:
+        """The Keep client, its list of services read once first: threads that start writing at once would each read it."""
+        with self._keep_lock:
+            if not self._keep_services_read:
+                self._keep_services_read = True
+                with contextlib.suppress(*KEEP_SERVICES_ERRORS):  # met again, and reported, by the first Keep request
+                    self.api.keep.build_services_list()
         return self.api.keep
 
     def docker_image_formats(self) -> list[str]:

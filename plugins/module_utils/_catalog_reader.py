@@ -17,6 +17,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view impo
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, same_image
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import ImageHoldings, LinkKey
 from ansible_collections.arvados.cluster.plugins.module_utils._records import (
+    COLLECTION_FIELDS,
     HASH_LINK_CLASS,
     IMAGE_ID_PROPERTY,
     MIGRATION_LINK_CLASS,
@@ -33,10 +34,6 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     link_names_to_read,
 )
 
-COLLECTION_FIELDS = (
-    "uuid", "portable_data_hash", "owner_uuid", "name", "manifest_text", "properties",
-    "replication_desired", "storage_classes_desired", "is_trashed",
-)
 LINK_FIELDS = ("uuid", "link_class", "name", "head_uuid", "tail_uuid", "owner_uuid", "created_at", "properties")
 # The API server's largest page; a long `in` filter goes as a POST body (the SDK switches past 2,000 URL characters).
 PAGE_SIZE = 1000
@@ -144,6 +141,10 @@ class CatalogReader:
         self._collections.update({collection.uuid: collection for collection in found})
         return found
 
+    def remember(self, collections: t.Iterable[ImageCollection]) -> None:
+        """Collections as this run just wrote them (from the write's answer), so that reading them again costs nothing."""
+        self._collections.update({collection.uuid: collection for collection in collections})
+
     def forget(self, uuids: t.Iterable[str]) -> None:
         """Drop cached collections that this run has changed."""
         for uuid in uuids:
@@ -171,11 +172,14 @@ class CatalogReader:
         return self.client.call(list_images_in_arv, self.client.api, self.client.options.num_retries,
                                 image_name=image_name, image_tag=image_tag, project_uuid=project_uuid)
 
-    def image_holdings(self, image_id: str, repo_tag: str | None, project_uuid: str) -> ImageHoldings:
+    def image_holdings(self, image_id: str, repo_tag: str | None, project_uuid: str, unlinked: bool = True) -> ImageHoldings:
         """Where the cluster holds `image_id`: in the project (with which links), or readable elsewhere.
 
         As arv-keepdocker does: first `repo:tag` in the project through the upstream listing, and only when
-        that does not hold this image, the image id across what the token can read.
+        that does not hold this image, the image id across what the token can read. When the listings find it nowhere in
+        the project, the project's collections saved for the image without links (`saved_in_project`) are read last.
+        `unlinked=False` leaves that read out when the image is nowhere else either: the plan is then an upload, which
+        makes that read once it holds the image's claim, where it also tells whether another run stored the image.
         """
         tagged_others: frozenset[str] = frozenset()
         if repo_tag:
@@ -188,8 +192,10 @@ class CatalogReader:
                 links = {(HASH_LINK_CLASS, image_id, held[0]), (REPO_TAG_LINK_CLASS, repo_tag, held[0])}
                 return ImageHoldings(in_project=in_project[0], project_links=frozenset(links), tagged_others=tagged_others)
         holding = self.collections(uuid for uuid, _info in self.upstream_listing(image_id))
-        in_project = [c for c in holding if c.owner_uuid == project_uuid] or self._unlinked_uploads(image_id, project_uuid)
+        in_project = [c for c in holding if c.owner_uuid == project_uuid]
         elsewhere = [c for c in holding if c.owner_uuid != project_uuid]
+        if not in_project and (unlinked or elsewhere):
+            in_project = self._unlinked_uploads(image_id, project_uuid)
         if not in_project:
             return ImageHoldings(readable_elsewhere=elsewhere[0] if elsewhere else None, tagged_others=tagged_others)
         return ImageHoldings(in_project=in_project[0], project_links=self.project_links(in_project[0].uuid, project_uuid),

@@ -197,11 +197,13 @@ class UploadClaim:
 
 @contextlib.contextmanager
 def claimed_plan(claim: UploadClaim | None, plan: t.Callable[[], T], transfers: t.Callable[[T], bool],
-                 stored_meanwhile: t.Callable[[], bool]) -> t.Iterator[T]:
+                 confirmed: t.Callable[[T], T]) -> t.Iterator[T]:
     """The plan to carry out, holding the image's claim while the block runs when the plan transfers the image.
 
-    A plan read while another run held the claim is read again once the claim is gone. After taking the claim, one
-    request tells whether a run that held it just before stored the image meanwhile; if so, the plan is read again.
+    A plan read while another run held the claim is read again once the claim is gone. `plan()` may leave its last
+    read to `confirmed(planned)`, which makes it and returns the plan it gives (the same, or one read again): for a
+    transfer it runs once the claim is taken, so that the same read also tells whether a run that held the claim just
+    before stored the image meanwhile.
     """
     planned = plan()
     while claim is not None and transfers(planned):
@@ -211,8 +213,8 @@ def claimed_plan(claim: UploadClaim | None, plan: t.Callable[[], T], transfers: 
             continue
         try:
             with claim.renewed():
-                yield plan() if stored_meanwhile() else planned
+                yield confirmed(planned)
         finally:
             claim.release()
         return
-    yield planned
+    yield confirmed(planned)

@@ -78,6 +78,8 @@ class Planned:
     holdings: ImageHoldings
     actions: list[Action]
     before: dict[str, t.Any]
+    # Whether the read of the project's unlinked uploads of an image found nowhere is left to `confirmed`.
+    unlinked_unread: bool = False
 
     @property
     def kinds(self) -> set[str]:
@@ -195,22 +197,34 @@ class DockerImageTask:
         claim = None if self.context.check_mode else UploadClaim(self.client, project_uuid, identity.image_id, self.params["claim_ttl"],
                                                                  lock_identity=host_lock_identity(LOCK_DIR))
         with image_lock(identity.image_id) if not self.context.check_mode else contextlib.nullcontext():
-            with claimed_plan(claim, lambda: self.read_and_plan(desired, source), lambda planned: UPLOAD in planned.kinds,
-                              lambda: self.reader.saved_in_project(identity.image_id, project_uuid)) as planned:
+            with claimed_plan(claim, lambda: self.read_and_plan(desired, source, unlinked=False), lambda planned: UPLOAD in planned.kinds,
+                              lambda planned: self.confirmed(planned, desired, source)) as planned:
                 runner = self.apply(planned.actions, planned.desired, source, planned.holdings)
         if claim is not None and claim.waited:
             self.result["waited_for_upload"] = round(claim.waited, 1)
         self.report_present(planned.desired, planned.holdings, planned.actions, runner, planned.before, planned.view)
 
-    def read_and_plan(self, desired: DesiredImage, source: t.Any) -> Planned:
-        """What the server reads for the name, what the project holds, and the plan; the project checked when it changes."""
-        view = self.read_view()
-        holdings = self.reader.image_holdings(desired.image_id, desired.repo_tag, desired.project_uuid)
+    def read_and_plan(self, desired: DesiredImage, source: t.Any, unlinked: bool = True) -> Planned:
+        """What the project holds, the plan, and what the server reads for the name when the report needs it from before
+        the run (nothing to change, check mode, or the diff's before side); the project checked when it changes.
+
+        `unlinked=False`: an image found nowhere leaves the read of the project's unlinked uploads to `confirmed`.
+        """
+        holdings = self.reader.image_holdings(desired.image_id, desired.repo_tag, desired.project_uuid, unlinked=unlinked)
         actions = self.plan(desired, holdings, source) + self.exclusive_actions(desired, holdings)
         desired = with_source_details(desired, source, actions)
         if actions:
             check_project(self.client, desired.project_uuid)
-        return Planned(desired, view, holdings, actions, self.state_before(holdings, view, desired.project_uuid))
+        view = self.read_view() if not actions or self.context.check_mode or self.context.diff else None
+        unread = not unlinked and holdings.in_project is None and holdings.readable_elsewhere is None
+        return Planned(desired, view, holdings, actions, self.state_before(holdings, view, desired.project_uuid), unread)
+
+    def confirmed(self, planned: Planned, desired: DesiredImage, source: t.Any) -> Planned:
+        """The plan once the project's unlinked uploads of the image are read, when it left them out: read again with them
+        when there are some (a run stopped before its links, or another run that stored the image meanwhile)."""
+        if not planned.unlinked_unread or not self.reader.saved_in_project(desired.image_id, desired.project_uuid):
+            return planned
+        return self.read_and_plan(desired, source)
 
     def cluster_identity(self) -> ImageIdentity | None:
         """The image `repo:tag` names in the cluster (what the API server would run), as arv-keepdocker falls back to."""
@@ -341,6 +355,7 @@ class DockerImageTask:
             collection = holdings.in_project if not creates_collection(actions) else None
             return collection, predicted_view(view, desired, holdings, actions) if view is not None else None
         self.reader.forget(runner.changed_uuids)
+        self.reader.remember(runner.created)
         return self.reader.collections([runner.collection_uuid])[0], self.read_view()
 
     def resolution(self, desired: DesiredImage, view: ClusterView | None) -> Resolution | None:

@@ -200,6 +200,13 @@ class MigrationLink:
         )
 
 
+# What a collection is read with, wherever the collection reads or writes one.
+COLLECTION_FIELDS = (
+    "uuid", "portable_data_hash", "owner_uuid", "name", "manifest_text", "properties",
+    "replication_desired", "storage_classes_desired", "is_trashed",
+)
+
+
 @dataclass(frozen=True)
 class ImageCollection:
     """A collection that may hold a Docker image; `file_names` are the paths in its manifest."""

@@ -14,6 +14,7 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 from ansible import constants as C
@@ -22,6 +23,7 @@ from ansible.module_utils.common.validation import check_type_bool, check_type_i
 
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import (
     ARVADOS_CONNECTION_SPEC,
+    ArvadosClient,
     ConnectionOptions,
     connection_options,
 )
@@ -86,6 +88,20 @@ def lookup_connection(plugin: t.Any, variables: t.Mapping[str, t.Any] | None, di
         return C.config.get_config_value(option, plugin_type=plugin.plugin_type, plugin_name=plugin._load_name)  # pylint: disable=protected-access
 
     return connection_options(get)
+
+
+# The lookups' clients, one per connection and process: the lookups of one task share one, which reads the discovery
+# document and the cluster's configuration once. Keyed by process too, as a forked worker must not use its parent's
+# connections.
+_LOOKUP_CLIENTS: dict[tuple[int, ConnectionOptions], ArvadosClient] = {}
+
+
+def lookup_client(plugin: t.Any, variables: t.Mapping[str, t.Any] | None, direct: t.Mapping[str, t.Any]) -> ArvadosClient:
+    """The client for a lookup's connection (lookup_connection), shared with the process's other lookups of the same."""
+    key = (os.getpid(), lookup_connection(plugin, variables, direct))
+    if key not in _LOOKUP_CLIENTS:
+        _LOOKUP_CLIENTS[key] = ArvadosClient(key[1])
+    return _LOOKUP_CLIENTS[key]
 
 
 def _templated(variable: str, value: t.Any, templar: TemplarLike) -> t.Any:
