@@ -200,14 +200,18 @@ def claimed_plan(claim: UploadClaim | None, plan: t.Callable[[], T], transfers: 
                  confirmed: t.Callable[[T], T]) -> t.Iterator[T]:
     """The plan to carry out, holding the image's claim while the block runs when the plan transfers the image.
 
-    A plan read while another run held the claim is read again once the claim is gone. `plan()` may leave its last
-    read to `confirmed(planned)`, which makes it and returns the plan it gives (the same, or one read again): for a
-    transfer it runs once the claim is taken, so that the same read also tells whether a run that held the claim just
-    before stored the image meanwhile.
+    `plan()` may leave its last read to `confirmed(planned)`, which makes it and returns the plan it gives (the same,
+    or one read again). For a transfer it runs once the claim is taken, so that the same read also tells whether a run
+    that held the claim just before stored the image meanwhile. When another run holds the claim, it runs at once (the
+    image may be stored already, by a run that stopped before releasing its claim); if the plan still transfers, it is
+    read again once the claim is gone.
     """
     planned = plan()
     while claim is not None and transfers(planned):
         if not claim.take():
+            planned = confirmed(planned)
+            if not transfers(planned):
+                break
             claim.wait_for_release()
             planned = plan()
             continue

@@ -222,8 +222,10 @@ class DockerImageTask:
     def confirmed(self, planned: Planned, desired: DesiredImage, source: t.Any) -> Planned:
         """The plan once the project's unlinked uploads of the image are read, when it left them out: read again with them
         when there are some (a run stopped before its links, or another run that stored the image meanwhile)."""
-        if not planned.unlinked_unread or not self.reader.saved_in_project(desired.image_id, desired.project_uuid):
+        if not planned.unlinked_unread:
             return planned
+        if not self.reader.saved_in_project(desired.image_id, desired.project_uuid):
+            return dataclasses.replace(planned, unlinked_unread=False)
         return self.read_and_plan(desired, source)
 
     def cluster_identity(self) -> ImageIdentity | None:

@@ -84,3 +84,30 @@ def test_parallel_one_uploads_one_at_a_time(host: Host, project: str, build_imag
     view = ClusterView(emulator.api("admin"))
     for image in images:
         view.assert_converged(project, image)
+
+
+def test_missing_images_cost_few_requests(host: Host, project: str, build_image) -> None:
+    """Per missing image: the two listings of arv-keepdocker's own check, the claim (create, then the one read that also
+    tells whether another run stored the image meanwhile, then trash), the collection and its two links, and one read of
+    what the name resolves to after; the discovery document once per task that talks to the cluster, whatever the
+    number of threads."""
+    emulator = host.emulator
+    images = [build_image(f"counted{index}", size=100_000) for index in range(5)]
+    emulator.reset_request_log()
+
+    run = role_run(host, [{"name": image.repo_tag, "project_uuid": project} for image in images], parallel=4)
+
+    assert run.rc == 0 and run.first_failure() is None, run.describe()
+    requests = [f"{entry['method']} {entry['route']}" for entry in emulator.request_log()["entries"] if entry["service"] == "api"]
+    count = len(images)
+    # The lookups' task, the upload task and the task that publishes what the names resolve to after.
+    assert requests.count("GET /discovery/v1/apis/arvados/v1/rest") == 3, requests
+    assert requests.count("GET /arvados/v1/keep_services/accessible") == 1, requests
+    assert (requests.count("POST /arvados/v1/collections"), requests.count("POST /arvados/v1/collections/{uuid}/trash"),
+            requests.count("POST /arvados/v1/links")) == (2 * count, count, 2 * count), requests
+    # Per image: one in each listing, and the project's unlinked uploads, read once the claim is held; the collection
+    # just created is not read again. The publishing lookup reads the new collections in one request.
+    assert requests.count("GET /arvados/v1/collections") == 3 * count + 1, requests
+    # Per image: three in each listing, and the name's links after the run (none before it, when nothing asks for a diff).
+    assert requests.count("GET /arvados/v1/links") <= 7 * count + 5, requests
+    assert len(requests) <= 15 * count + 20, requests

@@ -17,6 +17,8 @@ CLAIM_PREFIX = "arvados.cluster upload claim "
 # Keep PUTs held this long keep the claimant inside its upload while the other host's run arrives.
 UPLOAD_HOLD_SECONDS = 6
 KILLED_CLAIM_TTL = 4
+# Link requests held this long keep a run between saving its collection and linking it while it is killed.
+LINK_HOLD_SECONDS = 3
 
 
 @pytest.fixture()
@@ -105,3 +107,37 @@ def test_claim_of_a_killed_run_is_taken_over_once_expired(host: Host, other_host
     # Taken over only once it had expired: trashed (trash_at set to that moment) no earlier than its expiry.
     assert after[left["uuid"]]["trash_at"] >= left["trash_at"], (left, after[left["uuid"]])
     assert len(requests_to(emulator, "api", "POST", "/arvados/v1/collections/{uuid}/trash")) == 2  # the killed claim, its own
+
+
+def test_an_image_a_killed_run_saved_is_linked_without_waiting_for_its_claim(host: Host, other_host: Host, project: str,
+                                                                              build_image) -> None:
+    """A run killed after saving its collection, before any link, leaves its claim live (for its ttl): another host
+    that finds the image claimed reads the project's unlinked uploads at once, and links the saved collection."""
+    emulator = host.emulator
+    admin = emulator.api("admin")
+    image = build_image(size=500_000)
+    emulator.set_latency("POST", "/arvados/v1/links", LINK_HOLD_SECONDS, service="api")
+    emulator.reset_request_log()
+    killed = host.start({"name": image.repo_tag, "project_uuid": project})
+    deadline = time.monotonic() + 120
+    while len(requests_to(emulator, "api", "POST", "/arvados/v1/collections")) < 2:  # the claim, the image's collection
+        assert time.monotonic() < deadline and killed.process.poll() is None, "the run never saved its collection"
+        time.sleep(0.1)
+    emulator.inject_fault("POST", "/arvados/v1/links", status=503, service="api")  # the held link request fails
+    kill_tree(killed.process.pid)
+    killed.process.wait()
+    time.sleep(LINK_HOLD_SECONDS + 1)
+    emulator.clear_faults()
+    emulator.set_latency("POST", "/arvados/v1/links", 0, service="api")
+    [left] = [claim for claim in claims(admin, project) if not claim["is_trashed"]]
+    emulator.reset_request_log()
+
+    run = other_host.module({"name": image.repo_tag, "project_uuid": project})
+
+    assert run.rc == 0 and run.result["changed"] and "waited_for_upload" not in run.result, run.describe()
+    collection = ClusterView(admin).assert_converged(project, image)
+    assert run.result["collection_uuid"] == collection["uuid"]
+    assert requests_to(emulator, "keep", "PUT", "/{locator}") == []
+    assert requests_to(emulator, "api", "POST", "/arvados/v1/collections") == []
+    assert len(requests_to(emulator, "api", "POST", "/arvados/v1/links")) == 2
+    assert [claim["uuid"] for claim in claims(admin, project) if not claim["is_trashed"]] == [left["uuid"]]
