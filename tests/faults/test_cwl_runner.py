@@ -59,9 +59,9 @@ def test_the_runner_finds_a_copy_from_another_cluster(fleet: Fleet, build_image)
     assert resolved_pdh(found) == image.portable_data_hash == copied.result["portable_data_hash"]
     assert writes(destination) == []
 
-    # Where the image was not copied, the runner would have to upload it, and with no daemon it cannot.
+    # Where the image was not copied, the runner goes to pull it for an upload, and with no daemon it cannot.
     missing = cwl_runner_resolves(fleet.emulators["ccccc"], fleet.tokens["ccccc"], image.repo_tag, fleet.projects["ccccc"])
-    assert missing.returncode != 0 and "Docker image" in missing.stderr, missing.stderr
+    assert missing.returncode != 0 and "'docker', 'pull'" in missing.stderr, missing.stderr
     assert writes(fleet.emulators["ccccc"]) == []
 
 
