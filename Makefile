@@ -167,10 +167,19 @@ _integration-core220:
 _integration-core219:
 	$(MAKE) _integration INTEGRATION_VENV=$(VENV219) INTEGRATION_TARGETS='$(INTEGRATION_219_TARGETS)'
 
+# arvados-cwl-runner, whose own image resolution the fault suite runs against what the module stored. A venv of its
+# own: cwltool pins packages the test venv holds at other versions.
+CWL_VENV := $(BUILD)/venv-cwl
+CWL_RUNNER := arvados-cwl-runner==3.2.1
+$(CWL_VENV)/.stamp:
+	$(PY_MAIN) -m venv $(CWL_VENV)
+	$(CWL_VENV)/bin/python -m pip install -q --disable-pip-version-check '$(CWL_RUNNER)'
+	@touch $@
+
 # Faults, interruptions, races, bad input and secrets, each through ansible-playbook; services of its own.
 faults: setup
-_faults:
-	$(VENV)/bin/python -m pytest -p no:cacheprovider --basetemp=$(BUILD)/faults tests/faults
+_faults: $(CWL_VENV)/.stamp
+	CWL_PYTHON=$(CWL_VENV)/bin/python $(VENV)/bin/python -m pytest -p no:cacheprovider --basetemp=$(BUILD)/faults tests/faults
 
 .PHONY: services-down
 services-down:

@@ -15,6 +15,7 @@ import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_view import ClusterView, covering_prefixes, names_like_any
 from ansible_collections.arvados.cluster.plugins.module_utils._image_id import ImageId, same_image
+from ansible_collections.arvados.cluster.plugins.module_utils._listing_capture import ListingCapture
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import ImageHoldings, LinkKey
 from ansible_collections.arvados.cluster.plugins.module_utils._records import (
     COLLECTION_FIELDS,
@@ -49,6 +50,8 @@ class CatalogReader:
         self.client = client
         self._collections: dict[str, ImageCollection | None] = {}
         self._is_admin: bool | None = None
+        # Every image link the token can read, once an unfiltered upstream listing has read them all.
+        self._every_image_link: list[ImageLink] | None = None
 
     # ---- the view the server's rules read -----------------------------------------------------------------
 
@@ -62,7 +65,7 @@ class CatalogReader:
         terms = list(terms)
         owner = [["owner_uuid", "=", project_uuid]] if project_uuid else []
         names = link_names_to_read(terms)
-        links = self.links([["link_class", "in", IMAGE_LINK_CLASSES], ["name", "in", names]] + owner) if names else []
+        links = self._links_named(names, owner) if names else []
         view = self._view(links, self._owned(self.collections(link.head_uuid for link in links), project_uuid))
         links += self.hash_links_like_any(hash_patterns_to_read(terms, view), owner)
         collections = self._owned(self.collections(link.head_uuid for link in links), project_uuid)
@@ -102,15 +105,25 @@ class CatalogReader:
     def links(self, filters: list[t.Any]) -> list[ImageLink]:
         return [ImageLink.from_api(item) for item in self._list_all("links", filters, LINK_FIELDS)]
 
+    def _links_named(self, names: list[str], owner: list[t.Any]) -> list[ImageLink]:
+        """The image links named any of `names` (and owned as `owner` says)."""
+        if self._every_image_link is None or owner:
+            return self.links([["link_class", "in", IMAGE_LINK_CLASSES], ["name", "in", names]] + owner)
+        wanted = set(names)
+        return [link for link in self._every_image_link if link.name in wanted]
+
     def hash_links_like_any(self, patterns: list[str], owner: list[t.Any]) -> list[ImageLink]:
         """Hash links named LIKE any of `patterns`, in at most HASH_LINK_READS reads for any number of patterns.
 
         The API ANDs its filters, so patterns cannot be ORed in one request: each read takes a common literal prefix
         (`covering_prefixes`), and the rows are then matched against the patterns here, as LIKE matches them.
         """
-        found: list[ImageLink] = []
-        for prefix in covering_prefixes(patterns, HASH_LINK_READS):
-            found += self.links([["link_class", "=", HASH_LINK_CLASS], ["name", "like", prefix + "%"]] + owner)
+        if self._every_image_link is not None and not owner:
+            found = [link for link in self._every_image_link if link.link_class == HASH_LINK_CLASS]
+        else:
+            found = []
+            for prefix in covering_prefixes(patterns, HASH_LINK_READS):
+                found += self.links([["link_class", "=", HASH_LINK_CLASS], ["name", "like", prefix + "%"]] + owner)
         matching = names_like_any(patterns, (link.name for link in found))
         return [link for link in found if link.name in matching]
 
@@ -167,10 +180,20 @@ class CatalogReader:
 
     def upstream_listing(self, image_name: str | None = None, image_tag: str | None = None,
                          project_uuid: str | None = None) -> list[tuple[str, dict[str, t.Any]]]:
-        """`arvados.commands.keepdocker.list_images_in_arv`, the listing arv-keepdocker itself relies on."""
+        """`arvados.commands.keepdocker.list_images_in_arv`, the listing arv-keepdocker itself relies on.
+
+        Its own reads are kept (see ListingCapture): the collections it listed are not read again, and after a listing
+        of everything the token can read, so are no image links.
+        """
         from arvados.commands.keepdocker import list_images_in_arv  # pylint: disable=import-outside-toplevel
-        return self.client.call(list_images_in_arv, self.client.api, self.client.options.num_retries,
-                                image_name=image_name, image_tag=image_tag, project_uuid=project_uuid)
+        capture = ListingCapture(self.client.api, COLLECTION_FIELDS)
+        listing = self.client.call(list_images_in_arv, capture, self.client.options.num_retries,
+                                   image_name=image_name, image_tag=image_tag, project_uuid=project_uuid)
+        self._collections.update((uuid, ImageCollection.from_api(row)) for uuid, row in capture.collections_read.items())
+        if image_name is None and project_uuid is None:
+            links = (ImageLink.from_api(row) for row in capture.links_read.values())
+            self._every_image_link = sorted(links, key=lambda link: (link.created_at, link.uuid))
+        return listing
 
     def image_holdings(self, image_id: str, repo_tag: str | None, project_uuid: str, unlinked: bool = True) -> ImageHoldings:
         """Where the cluster holds `image_id`: in the project (with which links), or readable elsewhere.

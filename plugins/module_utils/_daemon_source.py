@@ -353,6 +353,10 @@ class PullSource(LocalDaemonSource):
         self._pull_if_due()
         return super().open_stream()
 
+    def repo_digests(self) -> list[str]:
+        """`repository@digest` of every manifest the daemon pulled this image by (its RepoDigests)."""
+        return list(self._inspect().get("RepoDigests") or [])
+
     def _pull_if_due(self) -> None:
         if self._pull_settled:
             return

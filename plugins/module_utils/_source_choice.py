@@ -11,18 +11,24 @@ Private to the collection: its interface may change without notice.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
 from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source import ClusterSource
 from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
-from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable, ImageNotFound, ImageRefError
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import CollectionError, DaemonUnavailable, ImageNotFound, ImageRefError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref, untagged_hint
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import COPY, CREATE_LINK, UPLOAD, Action, DesiredImage
-from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import parse_registry_name
-from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RecordedLookup, RegistrySource
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import RegistryRef, parse_registry_name
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import (
+    MANIFEST_DIGEST_PROPERTY,
+    REFERENCE_PROPERTY,
+    RecordedLookup,
+    RegistrySource,
+)
 
 ClusterIdentity = t.Callable[[], t.Optional[ImageIdentity]]
 
@@ -62,12 +68,27 @@ def task_image_ref(params: t.Mapping[str, t.Any]) -> ImageRef:
 
 def with_source_details(desired: DesiredImage, source: t.Any, actions: list[Action]) -> DesiredImage:
     """What a registry source tells only when something is to be created: the build time (read from the config blob)
-    and, for a new collection, where the image came from."""
+    and, for a new collection, where the image came from; a pull through the daemon tells where it came from too."""
     kinds = {action.kind for action in actions}
+    new_collection = bool(kinds & {UPLOAD, COPY})
+    if isinstance(source, PullSource) and new_collection:
+        return dataclasses.replace(desired, properties={**pull_provenance(source), **desired.properties})
     if not isinstance(source, RegistrySource) or not kinds & {UPLOAD, COPY, CREATE_LINK}:
         return desired
-    properties = {**source.provenance(), **desired.properties} if kinds & {UPLOAD, COPY} else desired.properties
+    properties = {**source.provenance(), **desired.properties} if new_collection else desired.properties
     return dataclasses.replace(desired, image_timestamp=desired.image_timestamp or source.created() or None, properties=properties)
+
+
+def pull_provenance(source: PullSource) -> dict[str, str]:
+    """The properties `source: registry` records, for an image pulled through the daemon: the manifest digest the
+    daemon keeps for the pulled repository (its RepoDigests), and the reference; none when it keeps no digest."""
+    ref = parse_registry_name(source.ref, None)[0]
+    for repo_digest in source.repo_digests():
+        name, _at, digest = repo_digest.rpartition("@")
+        pulled = parse_registry_name(name, None)[0]
+        if (pulled.host, pulled.repository) == (ref.host, ref.repository):
+            return {MANIFEST_DIGEST_PROPERTY: digest, REFERENCE_PROPERTY: str(ref)}
+    return {}
 
 
 def image_source(context: t.Any, ref: ImageRef, recorded: RecordedLookup | None = None) -> t.Any:
@@ -85,7 +106,7 @@ def image_source(context: t.Any, ref: ImageRef, recorded: RecordedLookup | None 
         if not ref.repo_tag:
             raise ImageRefError(f"name: source: pull needs a repository name, not the image id {reference}")
         if context.check_mode:
-            return CheckModePull(params, reference)
+            return CheckModeAlwaysPull(context, reference, recorded) if params["pull"] == "always" else CheckModePull(params, reference)
         return PullSource(docker_client(params), reference, policy=params["pull"], platform=params["platform"])
     return LazyDaemonSource(params, reference)
 
@@ -112,3 +133,30 @@ class LazyDaemonSource:
 
 class CheckModePull(LazyDaemonSource):
     """In check mode nothing is pulled: the image the daemon already has stands in for the registry's."""
+
+
+class CheckModeAlwaysPull(CheckModePull):
+    """Check mode of `source: pull` with `pull: always`: the registry tells which image a pull would bring, as for
+    `source: registry` (one HEAD when the project's collection records the reference, else the manifest), and the
+    daemon pulls nothing. Where the registry cannot be asked, the daemon's image stands in, with a warning."""
+
+    def __init__(self, context: t.Any, reference: str, recorded: RecordedLookup | None) -> None:
+        super().__init__(context.params, reference)
+        self.context = context
+        self.registry_ref = parse_registry_name(reference, None)[0]
+        self.recorded = recorded
+
+    def identify(self) -> ImageIdentity:
+        params = {"platform": self.params.get("platform"), "pull": "always", "registry_ca_path": docker_certs_ca(self.registry_ref)}
+        try:
+            return RegistrySource(params, self.registry_ref, self.context.run_command, self.recorded).identify()
+        except CollectionError as exc:
+            self.context.warn(f"check mode could not ask the registry which image {self.registry_ref} names now ({exc}); "
+                              "the image the Docker daemon holds stands in")
+            return super().identify()
+
+
+def docker_certs_ca(ref: RegistryRef) -> str | None:
+    """The CA the local Docker daemon trusts for this registry (/etc/docker/certs.d/<host>/ca.crt), when there is one."""
+    path = os.path.join("/etc/docker/certs.d", ref.host, "ca.crt")
+    return path if os.path.isfile(path) else None

@@ -123,7 +123,13 @@ options:
     description:
       - With O(source=pull), V(missing) pulls only when the daemon lacks O(name); V(always) pulls every time.
       - A pull alone never makes the task C(changed); only a change in the cluster does.
-      - In check mode nothing is pulled; the image the daemon already has, or else the cluster's, stands in.
+      - In check mode nothing is pulled. With V(missing), the image the daemon already has, or else the cluster's,
+        stands in. With V(always), the registry is asked, as with O(source=registry) below, which image the tag names
+        now: check mode reports the image a pull would bring, with Docker's saved login (C(config.json)) and the CA the
+        daemon trusts for the registry (C(/etc/docker/certs.d/<host>/ca.crt)); where the registry cannot be asked, the
+        daemon's image stands in, with a warning.
+      - A collection stored from a pull records the manifest digest the daemon pulled and the reference, as with
+        O(source=registry) (C(docker-image-manifest-digest), C(docker-image-registry-reference)).
       - With O(source=registry), V(missing) asks the registry nothing when the project already holds O(name)'s
         C(repo:tag) in a collection recorded (C(docker-image-registry-reference)) as stored from the same reference; the
         image it records stands. V(always) asks the registry for the manifest digest every time (a C(HEAD) request, in

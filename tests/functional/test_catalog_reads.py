@@ -217,6 +217,21 @@ def test_batched_reads_give_what_reading_everything_gives(seed, user, formats, i
         assert alone[term.text] == expected, term.text
 
 
+@pytest.mark.parametrize("seed, user", SEED_READERS)
+@pytest.mark.parametrize("formats", FORMAT_SETS, ids="+".join)
+@pytest.mark.parametrize("in_project", [False, True], ids=["anywhere", "in_project"])
+def test_a_view_after_the_upstream_listing_is_the_same_view(seed, user, formats, in_project, random_catalog, code, clients, emulator):
+    """The info module's order of reads: the upstream listing first, whose rows then serve the view's reads."""
+    catalog = random_catalog(seed)
+    project_uuid = catalog.project_uuid if in_project else None
+    terms = [code.choice.parse_term(text) for text in catalog.terms]
+    reader = code.reader.CatalogReader(with_formats(clients[user], formats))
+    reader.upstream_listing(project_uuid=project_uuid)
+    view = reader.read_view(terms, project_uuid)
+    for term in terms:
+        assert code.choice.server_choice(view, term) == choices_of(code, clients[user], [term], formats, project_uuid)[term.text], term.text
+
+
 def test_random_catalogs_hold_every_kind_of_choice(random_catalog, code, clients, emulator):
     """The catalogs above are worth comparing: their terms match by name, hash link and content, some are
     migrated, some refused for their format, some not found, and alice reads less than admin."""
@@ -258,6 +273,15 @@ def test_many_names_cost_a_bounded_number_of_requests(makers, code, clients, emu
     assert {name: choice.winner.collection.uuid for name, choice in choices.items()} == made
     # The links of every name at once; the 50 collections they point at, in one page.
     assert resources_read(emulator) == ["links", "collections"]
+
+    # After listing every image the token reads, the listing's own rows answer for every name.
+    reader = code.reader.CatalogReader(clients["alice"])
+    listed = reader.upstream_listing()
+    assert {uuid for uuid, _info in listed} >= set(made.values())
+    emulator.reset_request_log()
+    view = reader.read_view([code.choice.server_term(name) for name in names])
+    assert {name: code.choice.server_choice(view, code.choice.server_term(name)).winner.collection.uuid for name in names} == made
+    assert resources_read(emulator) == []
 
 
 def test_many_missing_names_read_hash_links_in_a_fixed_number_of_requests(makers, code, clients, emulator):

@@ -396,10 +396,13 @@ class Registry(_RecordedService):
         except (urllib.error.URLError, OSError):
             return False
 
-    def start(self, timeout: float = 30) -> Registry:
+    def start(self, timeout: float = 30, port: int | None = None) -> Registry:
+        """Starts on `port`, or on a free one; a name without a port (`127.0.0.1/repo`) means port 443."""
         if self.running():
             raise HarnessError(f"a registry already runs for {self.state_dir} (pid {self.pid})")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if port is not None:
+            return self._start_on(port, timeout)
         # The free port may be taken between our probe and the registry's bind: try a few.
         for attempt in range(3):
             try:
