@@ -125,7 +125,7 @@ options:
       - A pull alone never makes the task C(changed); only a change in the cluster does.
       - In check mode nothing is pulled. With V(missing), the image the daemon already has, or else the cluster's,
         stands in. With V(always), the registry is asked, as with O(source=registry) below, which image the tag names
-        now: check mode reports the image a pull would bring, with Docker's saved login (C(config.json)) and the CA the
+        now, and check mode reports the image a pull would bring, with Docker's saved login (C(config.json)) and the CA the
         daemon trusts for the registry (C(/etc/docker/certs.d/<host>/ca.crt)); where the registry cannot be asked, the
         daemon's image stands in, with a warning.
       - A collection stored from a pull records the manifest digest the daemon pulled and the reference, as with

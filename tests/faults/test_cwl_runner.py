@@ -17,7 +17,8 @@ import pytest
 from cluster import ClusterView
 from harness.registries import PASSWORD, USERNAME, SecureRegistry
 from playbooks import REPO_ROOT
-from test_clusters import Fleet, fleet, stored_on_a  # noqa: F401 (fleet is a fixture)
+# `fleet` is test_clusters' fixture, imported so that pytest finds it here.
+from test_clusters import Fleet, fleet, stored_on_a  # noqa: F401  pylint: disable=unused-import
 
 NO_DAEMON = "unix:///nonexistent/docker.sock"
 CWL_PYTHON = os.environ.get("CWL_PYTHON", str(REPO_ROOT / "build" / "venv-cwl" / "bin" / "python"))
