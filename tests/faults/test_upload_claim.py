@@ -109,8 +109,8 @@ def test_claim_of_a_killed_run_is_taken_over_once_expired(host: Host, other_host
     assert len(requests_to(emulator, "api", "POST", "/arvados/v1/collections/{uuid}/trash")) == 2  # the killed claim, its own
 
 
-def test_an_image_a_killed_run_saved_is_linked_without_waiting_for_its_claim(host: Host, other_host: Host, project: str,
-                                                                              build_image) -> None:
+def test_an_image_a_killed_run_saved_is_linked_without_waiting_for_its_claim(
+        host: Host, other_host: Host, project: str, build_image) -> None:
     """A run killed after saving its collection, before any link, leaves its claim live (for its ttl): another host
     that finds the image claimed reads the project's unlinked uploads at once, and links the saved collection."""
     emulator = host.emulator
