@@ -139,9 +139,12 @@ def fleet_round(bench: Bench, source: Emulator, images: list[dict[str, str]], pl
         if tool == "playbook":
             measured[tool] = run_example(bench, source, destinations, images)
         else:
-            pairs = [(cluster_id, project(emu, "bench loop"), image["uuid"]) for cluster_id, emu in destinations.items() for image in images]
+            projects = {cluster_id: project(emu, "bench loop") for cluster_id, emu in destinations.items()}
+            pairs = [(cluster_id, projects[cluster_id], image["uuid"]) for cluster_id in destinations for image in images]
             loop = "; ".join(f"arv-copy --src aaaaa --dst {c} --project-uuid {p} {u} >/dev/null 2>&1 || exit 1" for c, p, u in pairs)
             measured[tool] = timed(["bash", "-c", loop], bench.env())[0]
+            for cluster_id, emu in destinations.items():
+                check_copies(emu, projects[cluster_id], images, f"the arv-copy loop to {cluster_id}")
         bench.stop(*destinations.values())
     return measured
 
@@ -154,7 +157,18 @@ def run_example(bench: Bench, source: Emulator, destinations: dict[str, Emulator
              "arvados_source_api_insecure": True, "mirror_images": [{"name": image["repo_tag"]} for image in images]}
     inventory = pathlib.Path(tempfile.mkdtemp(dir=bench.work)) / "clusters.yml"
     inventory.write_text(json.dumps({"arvados_clusters": {"vars": group, "hosts": hosts}}), encoding="utf-8")
-    return timed([str(BIN / "ansible-playbook"), "-i", str(inventory), str(EXAMPLE), "-f", str(len(destinations))], bench.env())[0]
+    wall = timed([str(BIN / "ansible-playbook"), "-i", str(inventory), str(EXAMPLE), "-f", str(len(destinations))], bench.env())[0]
+    for cluster_id, emu in destinations.items():
+        check_copies(emu, hosts[cluster_id]["mirror_project_uuid"], images, f"the example playbook on {cluster_id}")
+    return wall
+
+
+def check_copies(destination: Emulator, project_uuid: str, images: list[dict[str, str]], what: str) -> None:
+    """A timing counts only when every image reached the destination at the source's portable data hash."""
+    found = destination.api().collections().list(filters=[["owner_uuid", "=", project_uuid]], limit=1000).execute()["items"]
+    missing = {image["portable_data_hash"] for image in images} - {collection["portable_data_hash"] for collection in found}
+    if missing:
+        raise SystemExit(f"{what} did not copy {len(missing)} of {len(images)} images")
 
 
 def report(size_mib: int, count: int, one: list[dict[str, t.Any]], fleet: list[dict[str, float]], source_pdh: str) -> str:

@@ -47,7 +47,6 @@ _SOURCE_OPTIONS = frozenset(("api_host", "api_token", "api_insecure"))
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 # The file name of a v2 image in its collection; a v1 image's (`<hex>.tar`) is not copied.
 _V2_FILE = re.compile(r"^sha256:[0-9a-f]{64}\.tar$")
-# The source's blocks are read once each: a Keep block cache of a byte keeps none of them.
 _NO_BLOCK_CACHE = 1
 # How long a streamed block may wait on either Keep service for its next bytes.
 KEEP_TIMEOUT_SECONDS = 300
@@ -104,7 +103,8 @@ class ClusterSource:
 
     def identify(self) -> ImageIdentity:
         """Resolve `name` on the source (its API only) and return the image's id and the source's `image_timestamp`."""
-        self.client = ArvadosClient(self.options)
+        # The source's blocks are read once each: its Keep client keeps none of them in a block cache.
+        self.client = ArvadosClient(self.options, keep_params={"block_cache": _no_block_cache()})
         term = server_term(self.ref.repo_tag) if self.ref.repo_tag else parse_term(self.name)
         choice = server_choice(CatalogReader(self.client).read_view([term]), term)
         winner = choice.winner
@@ -128,7 +128,7 @@ class ClusterSource:
         num_retries = destination.options.num_retries
         copies = copies if copies is not None else cluster_default_copies(destination.keep)
         put_block = keep_block_writer(destination.keep, copies=copies, storage_classes=storage_classes, num_retries=num_retries)
-        source_keep = self._source_keep()
+        source_keep = self.client.keep
         stream = KeepStream(source_keep, destination.keep, (self.options.api_insecure, destination.options.api_insecure), copies,
                             storage_classes, timeout=KEEP_TIMEOUT_SECONDS)
         get_block = functools.partial(source_keep.get, num_retries=self.options.num_retries)
@@ -136,8 +136,8 @@ class ClusterSource:
         signed = copy_blocks(manifest_blocks(manifest_text), copy_one)
         return resigned_manifest(manifest_text, signed)
 
-    def _source_keep(self) -> t.Any:
-        """A Keep client for the source without a block cache: each block is read once and must not stay in memory."""
-        import arvados.keep  # pylint: disable=import-outside-toplevel
-        return arvados.keep.KeepClient(api_client=self.client.api if self.client else None, num_retries=self.options.num_retries,
-                                       block_cache=arvados.keep.KeepBlockCache(cache_max=_NO_BLOCK_CACHE))
+
+def _no_block_cache() -> t.Any:
+    """A Keep block cache of a byte: each block the source's Keep client reads is read once and must not stay in memory."""
+    import arvados.keep  # pylint: disable=import-outside-toplevel
+    return arvados.keep.KeepBlockCache(cache_max=_NO_BLOCK_CACHE)

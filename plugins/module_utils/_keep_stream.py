@@ -13,9 +13,10 @@ Private to the collection: its interface may change without notice.
 from __future__ import annotations
 
 import http.client
-import ssl
 import typing as t
 import urllib.parse
+
+from ansible_collections.arvados.cluster.plugins.module_utils._arvados import tls_context
 
 STREAM_WINDOW = 1024 * 1024
 
@@ -56,6 +57,10 @@ class KeepStream:
         self.copies = copies
         self.storage_classes = storage_classes
         self.timeout = timeout
+        # Each Keep client lists its services now, in the thread that builds the stream: a worker thread that asked first
+        # would build an API client of its own for it (the SDK's client is one per thread), fetching the discovery again.
+        for keep in (source_keep, destination_keep):
+            keep.build_services_list()
 
     def __call__(self, locator: str) -> str | None:
         """The destination's signed locator of the block, or None when it stored fewer copies than asked."""
@@ -87,12 +92,8 @@ class KeepStream:
     def _connect(self, root: str, insecure: bool) -> http.client.HTTPConnection:
         url = urllib.parse.urlsplit(root)
         if url.scheme == "https":
-            context = ssl.create_default_context()
-            if insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                url.hostname or "", url.port, timeout=self.timeout, context=context, blocksize=STREAM_WINDOW)
+                url.hostname or "", url.port, timeout=self.timeout, context=tls_context(insecure), blocksize=STREAM_WINDOW)
         else:
             connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=self.timeout, blocksize=STREAM_WINDOW)
         connection.keep_path = url.path if url.path.endswith("/") else url.path + "/"  # type: ignore[attr-defined]
