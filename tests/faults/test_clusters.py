@@ -111,8 +111,13 @@ def test_a_copy_has_the_source_manifest_links_and_timestamps(fleet: Fleet, build
     assert fleet.collections("bbbbb") == [], "check mode created a collection"
     assert not [entry for entry in fleet.emulators["aaaaa"].request_log()["entries"] if entry["service"] == "keep"]
 
+    fleet.emulators["aaaaa"].reset_request_log()
     copied = fleet.copy(image, "bbbbb", diff=True)
     assert copied.rc == 0 and copied.result["changed"], copied.describe()
+    # One API client on the source, its Keep services listed once: the copy's worker threads build no client of their own.
+    source_api = fleet.emulators["aaaaa"].request_log()["routes"]["api"]
+    assert source_api.get("GET /discovery/v1/apis/arvados/v1/rest") == 1, source_api
+    assert source_api.get("GET /arvados/v1/keep_services/accessible") == 1, source_api
     collection = ClusterView(fleet.emulators["bbbbb"].api("admin")).assert_converged(fleet.projects["bbbbb"], image)
     assert collection["uuid"].startswith("bbbbb-4zz18-")
     assert copied.result["portable_data_hash"] == image.portable_data_hash == collection["portable_data_hash"]
