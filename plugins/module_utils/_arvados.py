@@ -350,12 +350,17 @@ if ARVADOS_IMPORT_ERROR is None:
         """The SDK's thread-safe API client (what `arvados.api` returns) whose Keep client is built on first use.
 
         Building a Keep client reads the cluster's `config` (its default storage classes): a task that reads or writes
-        no block, a no-op or a source cluster whose image the destination already holds, makes no such request.
+        no block, a no-op or a source cluster whose image the destination already holds, makes no such request. It
+        takes ThreadSafeAPIClient's arguments, so a subclass of either is built the same way.
         """
 
-        def __init__(self, api_params: dict[str, t.Any], keep_params: dict[str, t.Any] | None = None) -> None:  # pylint: disable=super-init-not-called
-            # ThreadSafeAPIClient.__init__ with an empty apiconfig, but for its last step, which builds the Keep client.
-            self._api_kwargs = arvados.api.normalize_api_kwargs("v1", **api_params)
+        def __init__(self, apiconfig: t.Mapping[str, str] | None = None, keep_params: t.Mapping[str, t.Any] | None = None,
+                     api_params: t.Mapping[str, t.Any] | None = None, version: str | None = None) -> None:  # pylint: disable=super-init-not-called
+            # ThreadSafeAPIClient.__init__ (arvados-python-client 3.2) but for its last step, which builds the Keep client.
+            if apiconfig or apiconfig is None:
+                self._api_kwargs = arvados.api.api_kwargs_from_config(version, apiconfig, **(api_params or {}))
+            else:
+                self._api_kwargs = arvados.api.normalize_api_kwargs(version, **(api_params or {}))
             self.api_token = self._api_kwargs["token"]
             self.request_id = self._api_kwargs.get("request_id")
             self.local = threading.local()
@@ -392,12 +397,12 @@ class ArvadosClient:
         try:
             # Building the client fetches the discovery document, so a dead or refusing server fails in this one place.
             # What arvados.api("v1", ...) builds, but its Keep client, which is built when a block is first read or written.
-            self.api = LazyKeepAPIClient({
+            self.api = LazyKeepAPIClient({}, keep_params, {
                 "host": options.api_host, "token": options.api_token, "insecure": options.api_insecure, "cache": True,
                 "request_id": None, "num_retries": 0, "timeout": options.api_timeout,
                 "requestBuilder": functools.partial(BoundedRetryRequest, api_timeout=options.api_timeout,
                                                     client_num_retries=options.num_retries),
-            }, keep_params)
+            }, "v1")
             self._discovery = schedule.run(lambda: self.api._rootDesc)  # pylint: disable=protected-access
         except REQUEST_ERRORS as exc:
             raise describe_error(exc, options) from None
