@@ -47,6 +47,7 @@ _SOURCE_OPTIONS = frozenset(("api_host", "api_token", "api_insecure"))
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 # The file name of a v2 image in its collection; a v1 image's (`<hex>.tar`) is not copied.
 _V2_FILE = re.compile(r"^sha256:[0-9a-f]{64}\.tar$")
+# The source's blocks are read once each: a Keep block cache of a byte keeps none of them.
 _NO_BLOCK_CACHE = 1
 # How long a streamed block may wait on either Keep service for its next bytes.
 KEEP_TIMEOUT_SECONDS = 300
@@ -103,8 +104,7 @@ class ClusterSource:
 
     def identify(self) -> ImageIdentity:
         """Resolve `name` on the source (its API only) and return the image's id and the source's `image_timestamp`."""
-        # The source's blocks are read once each: its Keep client keeps none of them in a block cache.
-        self.client = ArvadosClient(self.options, keep_params={"block_cache": _no_block_cache()})
+        self.client = ArvadosClient(self.options, keep_params={"block_cache": _no_block_cache(), "num_retries": self.options.num_retries})
         term = server_term(self.ref.repo_tag) if self.ref.repo_tag else parse_term(self.name)
         choice = server_choice(CatalogReader(self.client).read_view([term]), term)
         winner = choice.winner
