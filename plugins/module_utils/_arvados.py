@@ -26,12 +26,14 @@ from ansible_collections.arvados.cluster.plugins.module_utils._errors import Arv
 
 try:
     import arvados
+    import arvados.api
     import arvados.config
     import arvados.errors
+    import arvados.keep
     import httplib2
     from googleapiclient.http import HttpRequest
 
-    from ansible_collections.arvados.cluster.plugins.module_utils._thread_clients import SharedDocumentClient
+    from ansible_collections.arvados.cluster.plugins.module_utils._thread_clients import SharedDiscoveryDocument
     ARVADOS_IMPORT_ERROR = None
     # What a request can fail with on the way to and from the server; anything else is a bug and stays loud.
     REQUEST_ERRORS: tuple[type[BaseException], ...] = (arvados.errors.ApiError, httplib2.HttpLib2Error, OSError)
@@ -169,7 +171,7 @@ def check_reachable(options: ConnectionOptions) -> None:
         raise ArvadosClientError(f"cannot resolve the API host name {host!r} ({exc.strerror}): check {option_hint(options, 'api_host')}") from None
     try:
         with socket.create_connection((host, port), timeout=options.api_timeout) as raw:
-            with _tls_context(options.api_insecure).wrap_socket(raw, server_hostname=host):
+            with tls_context(options.api_insecure).wrap_socket(raw, server_hostname=host):
                 pass
     except ssl.SSLCertVerificationError as exc:
         raise ArvadosClientError(
@@ -190,11 +192,15 @@ def _insecure_hint(options: ConnectionOptions) -> str:
     return f"arvados_{options.option_prefix}api_insecure" if options.option_prefix else "ARVADOS_API_HOST_INSECURE=1"
 
 
-def _tls_context(insecure: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+@functools.lru_cache(maxsize=None)
+def tls_context(insecure: bool) -> ssl.SSLContext:
+    """One context per process for each kind: loading the system's CA certificates takes tens of milliseconds, and a
+    context that verifies nothing needs none of them."""
+    if not insecure:
+        return ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
 
 
@@ -345,6 +351,36 @@ if ARVADOS_IMPORT_ERROR is None:
             schedule = RetrySchedule(max(num_retries, self.client_num_retries), self.api_timeout)
             return schedule.run(functools.partial(super().execute, http=http, num_retries=0))
 
+    class LazyKeepAPIClient(SharedDiscoveryDocument, arvados.api.ThreadSafeAPIClient):
+        """The SDK's thread-safe API client (what `arvados.api` returns) whose Keep client is built on first use.
+
+        Building a Keep client reads the cluster's `config` (its default storage classes): a task that reads or writes
+        no block, a no-op or a source cluster whose image the destination already holds, makes no such request. It
+        takes ThreadSafeAPIClient's arguments, so a subclass of either is built the same way. Its threads' clients share
+        one discovery document (SharedDiscoveryDocument).
+        """
+
+        def __init__(self, apiconfig: t.Mapping[str, str] | None = None, keep_params: t.Mapping[str, t.Any] | None = None,
+                     api_params: t.Mapping[str, t.Any] | None = None, version: str | None = None) -> None:  # pylint: disable=super-init-not-called
+            # ThreadSafeAPIClient.__init__ (arvados-python-client 3.2) but for its last step, which builds the Keep client.
+            if apiconfig or apiconfig is None:
+                self._api_kwargs = arvados.api.api_kwargs_from_config(version, apiconfig, **(api_params or {}))
+            else:
+                self._api_kwargs = arvados.api.normalize_api_kwargs(version, **(api_params or {}))
+            self.api_token = self._api_kwargs["token"]
+            self.request_id = self._api_kwargs.get("request_id")
+            self.local = threading.local()
+            self._keep_params = dict(keep_params or {})
+            self._keep_lock = threading.Lock()
+            self._keep: t.Any = None
+
+        @property
+        def keep(self) -> t.Any:
+            with self._keep_lock:
+                if self._keep is None:
+                    self._keep = arvados.keep.KeepClient(api_client=self, **self._keep_params)
+                return self._keep
+
 
 def missing_library_message() -> str:
     """Which Python lacks the Arvados SDK, and how to install it there."""
@@ -355,7 +391,8 @@ def missing_library_message() -> str:
 class ArvadosClient:
     """An SDK client bound to one set of connection options, with calls that fail in words a user can act on."""
 
-    def __init__(self, options: ConnectionOptions) -> None:
+    def __init__(self, options: ConnectionOptions, keep_params: dict[str, t.Any] | None = None) -> None:
+        """`keep_params`: arguments of the Keep client (`arvados.keep.KeepClient`), built when a block is first read or written."""
         if ARVADOS_IMPORT_ERROR is not None:
             raise ArvadosClientError(missing_library_message())
         self.options = options
@@ -367,13 +404,15 @@ class ArvadosClient:
         check_reachable(options)
         try:
             # Building the client fetches the discovery document, so a dead or refusing server fails in this one place.
-            self.api = schedule.run(lambda: SharedDocumentClient(
-                "v1", host=options.api_host, token=options.api_token, insecure=options.api_insecure,
-                num_retries=0, timeout=options.api_timeout,
-                requestBuilder=functools.partial(BoundedRetryRequest, api_timeout=options.api_timeout,
-                                                 client_num_retries=options.num_retries),
-            ))
-            self._discovery = self.api._rootDesc  # pylint: disable=protected-access
+            # What arvados.api("v1", ...) builds, but its Keep client, which is built when a block is first read or written,
+            # and its threads' clients, built from the discovery document this thread reads here.
+            self.api = LazyKeepAPIClient({}, keep_params, {
+                "host": options.api_host, "token": options.api_token, "insecure": options.api_insecure, "cache": True,
+                "request_id": None, "num_retries": 0, "timeout": options.api_timeout,
+                "requestBuilder": functools.partial(BoundedRetryRequest, api_timeout=options.api_timeout,
+                                                    client_num_retries=options.num_retries),
+            }, "v1")
+            self._discovery = schedule.run(lambda: self.api._rootDesc)  # pylint: disable=protected-access
         except REQUEST_ERRORS as exc:
             raise describe_error(exc, options) from None
 
@@ -402,13 +441,15 @@ class ArvadosClient:
 
     @property
     def keep(self) -> t.Any:
-        """The Keep client, its list of services read once first: threads that start writing at once would each read it."""
+        """The Keep client, built on first use (which reads the cluster's config), its list of services read once first:
+        threads that start writing at once would each read it."""
+        keep = self.call(lambda: self.api.keep)
         with self._keep_lock:
             if not self._keep_services_read:
                 self._keep_services_read = True
                 with contextlib.suppress(*KEEP_SERVICES_ERRORS):  # met again, and reported, by the first Keep request
-                    self.api.keep.build_services_list()
-        return self.api.keep
+                    keep.build_services_list()
+        return keep
 
     def docker_image_formats(self) -> list[str]:
         return list(self.discovery.get("dockerImageFormats") or [])

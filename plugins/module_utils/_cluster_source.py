@@ -104,7 +104,7 @@ class ClusterSource:
 
     def identify(self) -> ImageIdentity:
         """Resolve `name` on the source (its API only) and return the image's id and the source's `image_timestamp`."""
-        self.client = ArvadosClient(self.options)
+        self.client = ArvadosClient(self.options, keep_params={"block_cache": _no_block_cache(), "num_retries": self.options.num_retries})
         term = server_term(self.ref.repo_tag) if self.ref.repo_tag else parse_term(self.name)
         choice = server_choice(CatalogReader(self.client).read_view([term]), term)
         winner = choice.winner
@@ -128,7 +128,7 @@ class ClusterSource:
         num_retries = destination.options.num_retries
         copies = copies if copies is not None else cluster_default_copies(destination.keep)
         put_block = keep_block_writer(destination.keep, copies=copies, storage_classes=storage_classes, num_retries=num_retries)
-        source_keep = self._source_keep()
+        source_keep = self.client.keep
         stream = KeepStream(source_keep, destination.keep, (self.options.api_insecure, destination.options.api_insecure), copies,
                             storage_classes, timeout=KEEP_TIMEOUT_SECONDS)
         get_block = functools.partial(source_keep.get, num_retries=self.options.num_retries)
@@ -136,8 +136,8 @@ class ClusterSource:
         signed = copy_blocks(manifest_blocks(manifest_text), copy_one)
         return resigned_manifest(manifest_text, signed)
 
-    def _source_keep(self) -> t.Any:
-        """A Keep client for the source without a block cache: each block is read once and must not stay in memory."""
-        import arvados.keep  # pylint: disable=import-outside-toplevel
-        return arvados.keep.KeepClient(api_client=self.client.api if self.client else None, num_retries=self.options.num_retries,
-                                       block_cache=arvados.keep.KeepBlockCache(cache_max=_NO_BLOCK_CACHE))
+
+def _no_block_cache() -> t.Any:
+    """A Keep block cache of a byte: each block the source's Keep client reads is read once and must not stay in memory."""
+    import arvados.keep  # pylint: disable=import-outside-toplevel
+    return arvados.keep.KeepBlockCache(cache_max=_NO_BLOCK_CACHE)

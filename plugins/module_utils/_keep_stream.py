@@ -12,12 +12,23 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-import ssl
 import typing as t
 import urllib.parse
 
+from ansible_collections.arvados.cluster.plugins.module_utils._arvados import REQUEST_ERRORS, tls_context
+
 STREAM_WINDOW = 1024 * 1024
+
+
+def list_services(keep: t.Any) -> None:
+    """The Keep client lists its services now, in the calling thread: a worker thread that asked first would build an API
+    client of its own for it (the SDK's client is one per thread), fetching the discovery document again. A failure is
+    met again, and reported, by the first request for a block."""
+    from arvados.errors import NoKeepServersError  # pylint: disable=import-outside-toplevel
+    with contextlib.suppress(NoKeepServersError, *REQUEST_ERRORS):
+        keep.build_services_list()
 
 
 class KeepStreamError(Exception):
@@ -56,6 +67,8 @@ class KeepStream:
         self.copies = copies
         self.storage_classes = storage_classes
         self.timeout = timeout
+        for keep in (source_keep, destination_keep):
+            list_services(keep)
 
     def __call__(self, locator: str) -> str | None:
         """The destination's signed locator of the block, or None when it stored fewer copies than asked."""
@@ -87,12 +100,8 @@ class KeepStream:
     def _connect(self, root: str, insecure: bool) -> http.client.HTTPConnection:
         url = urllib.parse.urlsplit(root)
         if url.scheme == "https":
-            context = ssl.create_default_context()
-            if insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                url.hostname or "", url.port, timeout=self.timeout, context=context, blocksize=STREAM_WINDOW)
+                url.hostname or "", url.port, timeout=self.timeout, context=tls_context(insecure), blocksize=STREAM_WINDOW)
         else:
             connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=self.timeout, blocksize=STREAM_WINDOW)
         connection.keep_path = url.path if url.path.endswith("/") else url.path + "/"  # type: ignore[attr-defined]

@@ -1,11 +1,11 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) 2026, arvados.cluster contributors
-"""The SDK's thread-safe API client, with one discovery document for all its threads.
+"""One discovery document for all the threads of the SDK's thread-safe API client.
 
-`arvados.api()` returns a `ThreadSafeAPIClient`, which builds one googleapiclient client per thread (httplib2 is not
-thread-safe), and each of them fetches the discovery document again. `SharedDocumentClient` keeps the document its
-first client fetched, and builds the clients of its other threads from it: their HTTP object answers that one GET
-from memory. A task that ensures several images at once so reads the document once, whatever its threads.
+`arvados.api.ThreadSafeAPIClient` builds one googleapiclient client per thread (httplib2 is not thread-safe), and each
+of them fetches the discovery document again. `SharedDiscoveryDocument`, mixed in before it, keeps the document the
+first client fetched, and builds the clients of the other threads from it: their HTTP object answers that one GET from
+memory. A task that ensures several images at once so reads the document once, whatever its threads.
 
 Private to the collection: its interface may change without notice.
 """
@@ -22,6 +22,8 @@ try:
     _SDK_IMPORT_ERROR = None
 except ImportError as exc:  # _arvados reports the missing SDK
     _SDK_IMPORT_ERROR = exc
+
+_NEW_DOCUMENT_LOCK = threading.Lock()
 
 
 class DiscoveryDocument:
@@ -60,26 +62,35 @@ if _SDK_IMPORT_ERROR is None:
                     self.document.content = content
             return httplib2.Response({"status": "200", "content-type": "application/json"}), self.document.content
 
-    class SharedDocumentClient(arvados.api.ThreadSafeAPIClient):
-        """`arvados.api(version, host=..., token=..., **api_params)`, whose threads share one discovery document."""
+    class SharedDiscoveryDocument:
+        """Mixed in before `arvados.api.ThreadSafeAPIClient` (after its constructor set `local`, `_api_kwargs` and
+        `request_id`): each thread's client is built as the SDK builds it (arvados.api.api_client), with an HTTP object of
+        its own that shares the client's one discovery document."""
 
-        def __init__(self, version: str, host: str, token: str, **api_params: t.Any) -> None:
-            template = arvados.api.normalize_api_kwargs(version, None, host, token)["discoveryServiceUrl"]
-            # Set before the SDK's constructor, which already builds this thread's client (for its Keep client).
-            self.document = DiscoveryDocument(discovery_url(template, version))
-            super().__init__({}, {}, {"host": host, "token": token, **api_params}, version)
+        local: threading.local
+        request_id: str | None
+        _api_kwargs: dict[str, t.Any]
 
         def localapi(self) -> t.Any:
-            """This thread's client, as the SDK builds it (arvados.api.api_client), with an HTTP object of its own."""
             try:
                 return self.local.api
             except AttributeError:
                 pass
-            first = self.document.content is None
-            http = DocumentHttp(self.document, ca_certs=arvados.util.ca_certs_path(),
-                                cache=arvados.api.http_cache("discovery") if first and self._api_kwargs.get("cache", True) else None,
-                                disable_ssl_certificate_validation=bool(self._api_kwargs.get("insecure")))
-            client = arvados.api.api_client(**self._api_kwargs, http=http)
+            document = self._discovery_document()
+            kwargs = self._api_kwargs
+            first = document.content is None
+            http = DocumentHttp(document, ca_certs=arvados.util.ca_certs_path(),
+                                cache=arvados.api.http_cache("discovery") if first and kwargs.get("cache", True) else None,
+                                disable_ssl_certificate_validation=bool(kwargs.get("insecure")))
+            client = arvados.api.api_client(**kwargs, http=http)
             client._http._request_id = lambda: self.request_id or arvados.util.new_request_id()  # pylint: disable=protected-access
             self.local.api = client
             return client
+
+        def _discovery_document(self) -> DiscoveryDocument:
+            # Kept in __dict__: ThreadSafeAPIClient.__getattr__ would answer a missing attribute by building a client.
+            with _NEW_DOCUMENT_LOCK:
+                if "_shared_document" not in self.__dict__:
+                    url = discovery_url(self._api_kwargs["discoveryServiceUrl"], self._api_kwargs.get("version") or "v1")
+                    self.__dict__["_shared_document"] = DiscoveryDocument(url)
+                return self.__dict__["_shared_document"]
