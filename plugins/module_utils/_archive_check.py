@@ -369,11 +369,15 @@ def checked_chunks(chunks: t.Iterable[bytes], check: ArchiveCheck, depth: int = 
     The chunks must not change once passed on (`bytes`); at most `depth` of them wait for the check.
     """
     checker = _ChunkChecker(check, depth)
+    source = iter(chunks)
     try:
-        for chunk in chunks:
+        for chunk in source:
             if chunk:
                 checker.feed(chunk)
                 yield chunk
         checker.finish()
     finally:
         checker.stop()
+        close_source = getattr(source, "close", None)
+        if close_source is not None:  # a source left unread (the upload stopped) lets go of its connection now
+            close_source()

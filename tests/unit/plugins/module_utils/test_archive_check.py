@@ -174,12 +174,20 @@ def test_checked_chunks_raise_a_failure_found_on_the_way_before_the_end():
     assert not checking_threads()
 
 
-def test_checked_chunks_left_unread_stop_their_thread():
-    chunks = checked_chunks(pieces(GOOD, 1000), ArchiveCheck(IMAGE_ID, "a.tar"))
+def test_checked_chunks_left_unread_stop_their_thread_and_close_their_source():
+    closed = []
+
+    def source():
+        try:
+            yield from pieces(GOOD, 1000)
+        finally:
+            closed.append(True)
+
+    chunks = checked_chunks(source(), ArchiveCheck(IMAGE_ID, "a.tar"))
     next(chunks)
-    assert checking_threads()
+    assert checking_threads() and not closed
     chunks.close()
-    assert not checking_threads()
+    assert not checking_threads() and closed
 
 
 def test_layout_members_are_kept_and_others_are_not():
