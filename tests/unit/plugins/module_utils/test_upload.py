@@ -329,7 +329,7 @@ def test_a_written_block_someone_still_holds_is_not_read_into():
 @pytest.mark.parametrize("keeps_blocks", [False, True])
 def test_blocks_read_into_written_blocks_make_the_same_manifest(blocks_in_flight, keeps_blocks):
     """Whether put_block lets go of its blocks (they are read into again) or keeps them (they are left alone)."""
-    payload = bytes(random.Random(7).getrandbits(8) for _index in range(20 * BLOCK + 3))
+    payload = random.Random(7).randbytes(20 * BLOCK + 3)
     kept = []
 
     def put_block(block):
