@@ -225,7 +225,11 @@ class RegistryClient:
 
     def layer_chunks(self, digest: str) -> t.Iterator[bytes]:
         """A layer blob, a chunk at a time, for the archive: its digest is checked by the archive's check (ArchiveCheck
-        names each blob by its digest), so python-dxf's own sha256 of every byte is not taken a second time."""
+        names each blob by its digest), so python-dxf's own sha256 of every byte is not taken a second time. Its
+        repository request (auth flow, redirects) is used for that; a python-dxf without it gets `blob_chunks`."""
+        if not callable(getattr(self._dxf, "_request", None)):
+            yield from self.blob_chunks(digest)
+            return
         what = f"read blob {digest} of"
         response = self.call(what, lambda dxf: dxf._request("get", "blobs/" + digest, stream=True))  # pylint: disable=protected-access
         try:
