@@ -290,12 +290,14 @@ bench-role: deps venv stage
 	$(VENV)/bin/python bench/role_vs_keepdocker.py --images $(BENCH_ROLE_IMAGES) --rounds $(BENCH_ROLE_ROUNDS) \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-role.md --json $(BUILD)/bench-role.json
 
-BENCH_RSS_SIZES_MB ?= 100
-# source: registry against docker pull + arv-keepdocker and skopeo copy + arv-put, from one local registry; no-op
-# re-runs' registry requests; the module's peak RSS at other sizes too. Writes bench/RESULTS-registry.md.
+BENCH_REGISTRY_ROUNDS ?= 3
+BENCH_RSS_SIZES_MB ?= 100,1000
+# source: registry against docker pull + arv-keepdocker and skopeo copy + arv-put, from one local registry (the median
+# of BENCH_REGISTRY_ROUNDS rounds); no-op re-runs' registry requests; the module's peak RSS at other sizes too (one
+# upload each). Writes bench/RESULTS-registry.md.
 .PHONY: bench-registry
 bench-registry: deps venv stage
-	$(VENV)/bin/python bench/registry.py --size-mb $(BENCH_SIZE_MB) --rounds 1 --rss-sizes-mb "$(BENCH_RSS_SIZES_MB)" \
+	$(VENV)/bin/python bench/registry.py --size-mb $(BENCH_SIZE_MB) --rounds $(BENCH_REGISTRY_ROUNDS) --rss-sizes-mb "$(BENCH_RSS_SIZES_MB)" \
 	  --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-registry.md --json $(BUILD)/bench-registry.json
 
 BENCH_MISSING_IMAGES ?= 10

@@ -213,7 +213,7 @@ def main() -> int:
         finally:
             registry.stop()
             daemon.stop()
-    command = f"make bench-registry BENCH_SIZE_MB={args.size_mb} BENCH_ROUNDS={args.rounds} BENCH_RSS_SIZES_MB={args.rss_sizes_mb}"
+    command = f"make bench-registry BENCH_SIZE_MB={args.size_mb} BENCH_REGISTRY_ROUNDS={args.rounds} BENCH_RSS_SIZES_MB={args.rss_sizes_mb}"
     return publish(markdown(rounds, args.size_mb, rss, command), rounds, args)
 
 

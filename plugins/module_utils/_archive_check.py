@@ -18,8 +18,10 @@ import contextlib
 import hashlib
 import io
 import posixpath
+import queue
 import re
 import tarfile
+import threading
 import typing as t
 import zlib
 
@@ -36,6 +38,8 @@ from ansible_collections.arvados.cluster.plugins.module_utils._tar_stream import
 # What the small JSON members kept for the final checks may take in all.
 KEPT_JSON_LIMIT = 64 * 1024 * 1024
 INFLATE_CHUNK = 1024 * 1024
+# Chunks handed to the checking thread and not yet checked, at most (each at most a read's 1 MiB).
+CHECK_QUEUE_CHUNKS = 8
 # Members of a docker-archive besides those its manifest names: they are part of the layout, `docker load` reads them.
 LAYOUT_FILES = frozenset({"manifest.json", "repositories", "index.json", "oci-layout"})
 LAYER_DIRECTORY_FILES = frozenset({"VERSION", "json", "layer.tar"})
@@ -123,7 +127,7 @@ class _MemberDigest:
 
     def _inflate(self, chunk: memoryview) -> None:
         """Inflate on the side, at most INFLATE_CHUNK bytes at a time, however well the layer compresses."""
-        data = bytes(chunk)
+        data: t.Any = chunk
         try:
             while data:
                 self.inflated.update(self._inflater.decompress(data, INFLATE_CHUNK))
@@ -304,3 +308,76 @@ class _CheckedReader(io.RawIOBase):
 def checked_stream(stream: t.Any, check: ArchiveCheck) -> t.BinaryIO:
     """`stream`, checked as it is read: the read that finds its end raises instead when the archive fails `check`."""
     return t.cast(t.BinaryIO, _CheckedReader(stream, check))
+
+
+class _ChunkChecker:
+    """`check` fed in a thread of its own, through a bounded queue; a failure is kept for the reading side to raise.
+
+    The thread always drains the queue to its end, so the reading side never waits on a full queue after a failure.
+    """
+
+    _END = object()
+
+    def __init__(self, check: ArchiveCheck, depth: int) -> None:
+        self._check = check
+        self._queue: queue.Queue[t.Any] = queue.Queue(maxsize=depth)
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="archive-check", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if self.failure is not None:
+                continue
+            try:
+                if item is None:
+                    self._check.finish()
+                else:
+                    self._check.feed(item)
+            # Whatever stops the check must reach the reading side, or the archive would pass unchecked.
+            except BaseException as error:  # pylint: disable=broad-exception-caught
+                self.failure = error
+
+    def feed(self, chunk: bytes) -> None:
+        self.raise_failure()
+        self._queue.put(chunk)
+
+    def finish(self) -> None:
+        """Wait for every chunk and the final checks; raise what failed."""
+        self._queue.put(None)
+        self.stop()
+        self.raise_failure()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(self._END)
+            self._thread.join()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+def checked_chunks(chunks: t.Iterable[bytes], check: ArchiveCheck, depth: int = CHECK_QUEUE_CHUNKS) -> t.Iterator[bytes]:
+    """`chunks`, passed on as they come while `check` runs over them in a thread of its own (sha256 and zlib release
+    the GIL, so the check runs beside the reading and the Keep writes); the stream's end is passed on only once the
+    whole archive passed `check.finish()`: a failure raises instead, at the next chunk or at the end at the latest.
+
+    The chunks must not change once passed on (`bytes`); at most `depth` of them wait for the check.
+    """
+    checker = _ChunkChecker(check, depth)
+    source = iter(chunks)
+    try:
+        for chunk in source:
+            if chunk:
+                checker.feed(chunk)
+                yield chunk
+        checker.finish()
+    finally:
+        checker.stop()
+        close_source = getattr(source, "close", None)
+        if close_source is not None:  # a source left unread (the upload stopped) lets go of its connection now
+            close_source()

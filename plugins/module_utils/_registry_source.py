@@ -25,7 +25,7 @@ import sys
 import traceback
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck, checked_stream
+from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck, checked_chunks
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArchiveError, ImageSourceError, OptionError, PullError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity, config_created, config_object, is_image_index
 from ansible_collections.arvados.cluster.plugins.module_utils._platform import parse_platform, select_platform_descriptor
@@ -223,6 +223,21 @@ class RegistryClient:
         with self.errors(what):
             yield from chunks
 
+    def layer_chunks(self, digest: str) -> t.Iterator[bytes]:
+        """A layer blob, a chunk at a time, for the archive: its digest is checked by the archive's check (ArchiveCheck
+        names each blob by its digest), so python-dxf's own sha256 of every byte is not taken a second time. Its
+        repository request (auth flow, redirects) is used for that; a python-dxf without it gets `blob_chunks`."""
+        if not callable(getattr(self._dxf, "_request", None)):
+            yield from self.blob_chunks(digest)
+            return
+        what = f"read blob {digest} of"
+        response = self.call(what, lambda dxf: dxf._request("get", "blobs/" + digest, stream=True))  # pylint: disable=protected-access
+        try:
+            with self.errors(what):
+                yield from response.iter_content(READ_CHUNK_SIZE)
+        finally:
+            response.close()
+
     @contextlib.contextmanager
     def errors(self, what: str) -> t.Iterator[None]:
         """python-dxf's and requests' errors as PullError, naming the registry and the fix; never a credential."""
@@ -309,8 +324,8 @@ class RegistrySource:
     def open_stream(self) -> t.BinaryIO:
         image = self._registry_image()
         where = f"the image {image.image_id} from {self.ref}"
-        chunks = archive_chunks(image, self._config_blob(), lambda blob: self.client.blob_chunks(blob.digest), where)
-        return checked_stream(open_chunk_stream(chunks), ArchiveCheck(image.image_id, where, error=PullError))
+        chunks = archive_chunks(image, self._config_blob(), lambda blob: self.client.layer_chunks(blob.digest), where)
+        return open_chunk_stream(checked_chunks(chunks, ArchiveCheck(image.image_id, where, error=PullError)))
 
     def _registry_image(self) -> RegistryImage:
         if self._image is None:

@@ -20,6 +20,9 @@ import typing as t
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArchiveError, CollectionError
 
 READ_CHUNK_SIZE = 1024 * 1024
+# The buffer of a chunk stream serves small reads only: a read bigger than it (a Keep block's 1 MiB windows) is copied
+# from the chunk straight into the caller's buffer, not through this one first.
+SMALL_READ_BUFFER = 64 * 1024
 TAR_END = b"\0" * (2 * tarfile.BLOCKSIZE)
 # Extended headers (pax, GNU long names) are small; a bigger one means a damaged archive.
 EXTENDED_HEADER_LIMIT = 1024 * 1024
@@ -72,7 +75,7 @@ class _ChunkReader(io.RawIOBase):
 
 def open_chunk_stream(chunks: t.Iterable[bytes], on_close: t.Callable[[], None] | None = None) -> io.BufferedReader:
     """A buffered binary reader over `chunks`: `read(n)` returns n bytes until the end; memory stays bounded."""
-    return io.BufferedReader(_ChunkReader(chunks, on_close), buffer_size=READ_CHUNK_SIZE)
+    return io.BufferedReader(_ChunkReader(chunks, on_close), buffer_size=SMALL_READ_BUFFER)
 
 
 def tar_header(name: str, size: int, directory: bool = False) -> bytes:

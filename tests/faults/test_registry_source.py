@@ -204,6 +204,22 @@ def test_corrupted_blob_creates_nothing(host, images, dockerd, basic_registry, p
     nothing_created(admin_view, before)
 
 
+def test_a_layer_of_other_bytes_that_inflate_the_same_creates_nothing(host, images, dockerd, basic_registry, project, admin_view):
+    """Only the blob digest tells: the gzip header's OS byte changed, so the layer still inflates to its diff_id."""
+    built = images.build("faults/registry-regzip", "1.0", size=200_000)
+    basic_registry.push(dockerd, built.ref)
+    manifest = basic_registry.api("GET", f"/v2/{built.repo}/manifests/{built.tag}")[0]
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    path: pathlib.Path = basic_registry.blob_path(layer)
+    genuine = path.read_bytes()
+    assert genuine[:2] == b"\x1f\x8b"
+    path.write_bytes(genuine[:9] + bytes([genuine[9] ^ 0x01]) + genuine[10:])  # the OS byte: same length, same content
+    before = admin_view.snapshot()
+    refused = run(host, registry_args(basic_registry, built.ref, project))
+    assert refused.failed and layer.split(":")[1] in refused.msg, refused.describe()
+    nothing_created(admin_view, before)
+
+
 def test_unreachable_registry(host, project):
     refused = run(host, {"name": "127.0.0.1:9/faults/x:1.0", "source": "registry", "project_uuid": project, "docker_host": NO_DAEMON})
     assert refused.failed and "cannot reach registry 127.0.0.1:9" in refused.msg, refused.describe()

@@ -10,11 +10,17 @@ import json
 import os
 import random
 import re
+import threading
 
 import pytest
 
 from ansible_collections.arvados.cluster.plugins.module_utils._apply import image_lock, remove_stale_locks
-from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck, checked_stream, is_layout_member
+from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import (
+    ArchiveCheck,
+    checked_chunks,
+    checked_stream,
+    is_layout_member,
+)
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import (
     ArchiveError,
@@ -132,6 +138,56 @@ def test_a_checked_stream_raises_at_its_end_and_passes_bytes_unchanged():
     assert len(stream.read(1000)) == 1000
     with pytest.raises(ArchiveError):
         stream.read()
+
+
+def pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[start:start + size] for start in range(0, len(data), size)]
+
+
+def checking_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "archive-check"]
+
+
+@pytest.mark.parametrize("depth", [1, 8])
+def test_checked_chunks_pass_every_chunk_unchanged_and_end_once_the_check_passed(depth):
+    assert b"".join(checked_chunks(pieces(GOOD, 1000), ArchiveCheck(IMAGE_ID, "a.tar"), depth=depth)) == GOOD
+    assert not checking_threads()
+
+
+def test_checked_chunks_raise_instead_of_ending_when_the_check_fails():
+    passed = []
+    with pytest.raises(ArchiveError, match="no config it holds has the image id"):
+        for chunk in checked_chunks(pieces(GOOD, 1000), ArchiveCheck("sha256:" + "0" * 64, "a.tar")):
+            passed.append(chunk)
+    assert b"".join(passed) == GOOD  # every byte passed, only the end did not
+    assert not checking_threads()
+
+
+def test_checked_chunks_raise_a_failure_found_on_the_way_before_the_end():
+    hostile = with_members([("../x", b"x" * 100)] + tar_contents(GOOD))
+    chunks = checked_chunks(pieces(hostile, 512), ArchiveCheck(IMAGE_ID, "a.tar"), depth=1)
+    passed = 0
+    with pytest.raises(ArchiveError, match="member '../x' has a '..' component"):
+        for _chunk in chunks:
+            passed += 1
+    assert passed < len(pieces(hostile, 512)) - 2
+    assert not checking_threads()
+
+
+def test_checked_chunks_left_unread_stop_their_thread_and_close_their_source():
+    closed = []
+
+    def source():
+        try:
+            yield from pieces(GOOD, 1000)
+        finally:
+            closed.append(True)
+
+    chunks = checked_chunks(source(), ArchiveCheck(IMAGE_ID, "a.tar"))
+    next(chunks)
+    assert checking_threads() and not closed
+    chunks.close()
+    assert not checking_threads() and closed
 
 
 def test_layout_members_are_kept_and_others_are_not():

@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from ansible_collections.arvados.cluster.plugins.module_utils._resume_cache import (
     EXPIRY_MARGIN_SECONDS,
+    ResumeCache,
     block_key,
     cache_file_name,
     cache_folder,
@@ -58,3 +61,19 @@ def test_cache_files_differ_per_cluster_token_and_image_and_name_none_of_them():
 def test_cache_folder_follows_xdg_then_home():
     assert cache_folder({"XDG_CACHE_HOME": "/x/cache"}) == "/x/cache/arvados-cluster/uploads"
     assert cache_folder({}).endswith("/.cache/arvados-cluster/uploads")
+
+
+def test_only_blocks_an_earlier_run_wrote_are_looked_up(tmp_path):
+    """Blocks this run writes are kept for a later run, not looked up again (each lookup is an MD5 of the block)."""
+    block = b"image bytes"
+    locator = signed(NOW + 2 * EXPIRY_MARGIN_SECONDS, f"{hashlib.md5(block).hexdigest()}+{len(block)}")
+    path = str(tmp_path / "upload.json")
+    this_run = ResumeCache(path, now=lambda: NOW)
+    this_run.remember(locator)
+    assert this_run.cached(block) is None
+    later_run = ResumeCache(path, now=lambda: NOW)
+    assert later_run.cached(block) == locator
+    assert later_run.cached(b"other bytes") is None
+    later_run.forget()
+    assert later_run.cached(block) is None
+    assert ResumeCache(path, now=lambda: NOW).cached(block) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import threading
 import time
 import tracemalloc
@@ -15,6 +16,7 @@ import pytest
 from ansible_collections.arvados.cluster.plugins.module_utils import _upload
 from ansible_collections.arvados.cluster.plugins.module_utils._upload import (
     EMPTY_BLOCK_LOCATOR,
+    BlockUploads,
     KEEP_BLOCK_SIZE,
     KeepUploadError,
     escape_manifest_name,
@@ -301,6 +303,45 @@ def test_reader_errors_propagate_and_stop_the_upload():
     with pytest.raises(OSError, match="docker save ended early"):
         write_stream(keep.put_block, BrokenStream(), "x", block_size=BLOCK)
     assert len(keep.blocks) <= 2
+
+
+def test_a_written_block_nobody_holds_is_given_back_once_for_the_next_read():
+    uploads = BlockUploads(signed_locator, 1, "x")
+    uploads.start(payload_of(BLOCK))
+    uploads.locators()
+    assert uploads.take_spare_block(BLOCK + 1) is None  # another size: a short last block is never read into
+    uploads.start(payload_of(BLOCK))
+    uploads.locators()
+    assert uploads.take_spare_block(BLOCK) == payload_of(BLOCK)
+    assert uploads.take_spare_block(BLOCK) is None
+
+
+def test_a_written_block_someone_still_holds_is_not_read_into():
+    keep = FakeKeep()
+    uploads = BlockUploads(keep.put_block, 1, "x")
+    uploads.start(payload_of(BLOCK))
+    uploads.locators()
+    assert uploads.take_spare_block(BLOCK) is None
+    assert keep.blocks == [payload_of(BLOCK)]
+
+
+@pytest.mark.parametrize("blocks_in_flight", [1, 2, 3])
+@pytest.mark.parametrize("keeps_blocks", [False, True])
+def test_blocks_read_into_written_blocks_make_the_same_manifest(blocks_in_flight, keeps_blocks):
+    """Whether put_block lets go of its blocks (they are read into again) or keeps them (they are left alone)."""
+    payload = random.Random(7).randbytes(20 * BLOCK + 3)
+    kept = []
+
+    def put_block(block):
+        time.sleep(0.001)
+        if keeps_blocks:
+            kept.append(block)
+        return signed_locator(block)
+
+    manifest = write_stream(put_block, io.BytesIO(payload), "x", blocks_in_flight=blocks_in_flight, block_size=BLOCK)
+    assert manifest == expected_manifest(payload, "x")
+    if keeps_blocks:
+        assert sorted(kept) == sorted(payload[start:start + BLOCK] for start in range(0, len(payload), BLOCK))
 
 
 def test_a_block_is_held_once_while_read():
