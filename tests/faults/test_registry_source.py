@@ -190,12 +190,17 @@ def test_unknown_repository(host, basic_registry, project):
     assert refused.failed and "has no" in refused.msg and "name" in refused.msg, refused.describe()
 
 
-def test_corrupted_blob_creates_nothing(host, images, dockerd, basic_registry, project, admin_view):
-    built = images.build("faults/registry-corrupt", "1.0", size=200_000)
-    basic_registry.push(dockerd, built.ref)
-    manifest = basic_registry.api("GET", f"/v2/{built.repo}/manifests/{built.tag}")[0]
+def pushed_layer(images: t.Any, dockerd: t.Any, registry: SecureRegistry, repo: str) -> tuple[t.Any, str, pathlib.Path]:
+    """A one-layer image pushed to the registry: the image, its layer's digest, and the file the registry serves it from."""
+    built = images.build(repo, "1.0", size=200_000)
+    registry.push(dockerd, built.ref)
+    manifest = registry.api("GET", f"/v2/{built.repo}/manifests/{built.tag}")[0]
     layer = json.loads(manifest)["layers"][0]["digest"]
-    path: pathlib.Path = basic_registry.blob_path(layer)
+    return built, layer, registry.blob_path(layer)
+
+
+def test_corrupted_blob_creates_nothing(host, images, dockerd, basic_registry, project, admin_view):
+    built, layer, path = pushed_layer(images, dockerd, basic_registry, "faults/registry-corrupt")
     genuine = path.read_bytes()
     path.write_bytes(bytes(byte ^ 0xFF for byte in genuine[:64]) + genuine[64:])  # other bytes, same length
     before = admin_view.snapshot()
@@ -206,11 +211,7 @@ def test_corrupted_blob_creates_nothing(host, images, dockerd, basic_registry, p
 
 def test_a_layer_of_other_bytes_that_inflate_the_same_creates_nothing(host, images, dockerd, basic_registry, project, admin_view):
     """Only the blob digest tells: the gzip header's OS byte changed, so the layer still inflates to its diff_id."""
-    built = images.build("faults/registry-regzip", "1.0", size=200_000)
-    basic_registry.push(dockerd, built.ref)
-    manifest = basic_registry.api("GET", f"/v2/{built.repo}/manifests/{built.tag}")[0]
-    layer = json.loads(manifest)["layers"][0]["digest"]
-    path: pathlib.Path = basic_registry.blob_path(layer)
+    built, layer, path = pushed_layer(images, dockerd, basic_registry, "faults/registry-regzip")
     genuine = path.read_bytes()
     assert genuine[:2] == b"\x1f\x8b"
     path.write_bytes(genuine[:9] + bytes([genuine[9] ^ 0x01]) + genuine[10:])  # the OS byte: same length, same content
