@@ -12,23 +12,13 @@ Private to the collection: its interface may change without notice.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import typing as t
 import urllib.parse
 
-from ansible_collections.arvados.cluster.plugins.module_utils._arvados import REQUEST_ERRORS, tls_context
+from ansible_collections.arvados.cluster.plugins.module_utils._arvados import tls_context
 
 STREAM_WINDOW = 1024 * 1024
-
-
-def list_services(keep: t.Any) -> None:
-    """The Keep client lists its services now, in the calling thread: a worker thread that asked first would build an API
-    client of its own for it (the SDK's client is one per thread), fetching the discovery document again. A failure is
-    met again, and reported, by the first request for a block."""
-    from arvados.errors import NoKeepServersError  # pylint: disable=import-outside-toplevel
-    with contextlib.suppress(NoKeepServersError, *REQUEST_ERRORS):
-        keep.build_services_list()
 
 
 class KeepStreamError(Exception):
@@ -67,8 +57,6 @@ class KeepStream:
         self.copies = copies
         self.storage_classes = storage_classes
         self.timeout = timeout
-        for keep in (source_keep, destination_keep):
-            list_services(keep)
 
     def __call__(self, locator: str) -> str | None:
         """The destination's signed locator of the block, or None when it stored fewer copies than asked."""
