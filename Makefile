@@ -321,14 +321,15 @@ bench-claim: deps venv stage
 
 BENCH_CLUSTERS_MIB ?= 400
 BENCH_CLUSTERS_IMAGES ?= 10
-BENCH_CLUSTERS_ROUNDS ?= 2
+BENCH_CLUSTERS_ROUNDS ?= 5
+BENCH_CLUSTERS_FLEET_ROUNDS ?= 2
 # source: arvados against arv-copy: one large image A -> B, and the example playbook to three clusters against a loop of
 # arv-copy; writes bench/RESULTS-clusters.md.
 .PHONY: bench-clusters
 bench-clusters: deps venv stage
 	$(VENV)/bin/python bench/clusters.py --size-mib $(BENCH_CLUSTERS_MIB) --images $(BENCH_CLUSTERS_IMAGES) \
-	  --rounds $(BENCH_CLUSTERS_ROUNDS) --collections-path $(STAGE_ROOT) --markdown bench/RESULTS-clusters.md \
-	  --json $(BUILD)/bench-clusters.json
+	  --rounds $(BENCH_CLUSTERS_ROUNDS) --fleet-rounds $(BENCH_CLUSTERS_FLEET_ROUNDS) --collections-path $(STAGE_ROOT) \
+	  --markdown bench/RESULTS-clusters.md --json $(BUILD)/bench-clusters.json
 
 BENCH_SCALE_SIZES ?= 200,2000,4000
 BENCH_SCALE_ROUNDS ?= 3

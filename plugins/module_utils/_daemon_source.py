@@ -43,6 +43,8 @@ from ansible_collections.arvados.cluster.plugins.module_utils._platform import (
     platform_matches,
     select_platform_descriptor,
 )
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_record import provenance
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import parse_registry_name
 from ansible_collections.arvados.cluster.plugins.module_utils._tar_stream import READ_CHUNK_SIZE, open_chunk_stream
 
 try:
@@ -356,6 +358,17 @@ class PullSource(LocalDaemonSource):
     def repo_digests(self) -> list[str]:
         """`repository@digest` of every manifest the daemon pulled this image by (its RepoDigests)."""
         return list(self._inspect().get("RepoDigests") or [])
+
+    def provenance(self) -> dict[str, str]:
+        """The properties `source: registry` records: the manifest digest the daemon keeps for the pulled repository
+        (among its RepoDigests), and the reference; none when it keeps no digest."""
+        ref = parse_registry_name(self.ref, None)[0]
+        for repo_digest in self.repo_digests():
+            name, _at, digest = repo_digest.rpartition("@")
+            pulled = parse_registry_name(name, None)[0]
+            if (pulled.host, pulled.repository) == (ref.host, ref.repository):
+                return provenance(digest, str(ref))
+        return {}
 
     def _pull_if_due(self) -> None:
         if self._pull_settled:

@@ -14,13 +14,6 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import DaemonUnavailable
 
-try:
-    import docker
-    import docker.tls
-    DOCKER_IMPORT_ERROR = None
-except ImportError as exc:  # reported when a daemon is needed
-    DOCKER_IMPORT_ERROR = exc
-
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # Where the docker CLI looks for ca.pem, cert.pem and key.pem when DOCKER_CERT_PATH is not set.
 DEFAULT_CERT_DIR = "~/.docker"
@@ -55,6 +48,7 @@ def tls_files(params: t.Mapping[str, t.Any], environ: t.Mapping[str, str]) -> tu
 def _tls_config(params: t.Mapping[str, t.Any]) -> t.Any:
     if not (params.get("docker_tls") or params.get("docker_tls_verify")):
         return False
+    import docker.tls  # pylint: disable=import-outside-toplevel
     ca_path, client_cert, client_key = tls_files(params, os.environ)
     verify = bool(params.get("docker_tls_verify"))
     client_pair = (client_cert, client_key) if client_cert or client_key else None
@@ -72,9 +66,13 @@ def unreachable_message(host: str, error: Exception) -> str:
 
 
 def docker_client(params: t.Mapping[str, t.Any]) -> t.Any:
-    """A Docker SDK client for the daemon the options name; DaemonUnavailable when it does not answer."""
-    if DOCKER_IMPORT_ERROR is not None:
-        raise DaemonUnavailable(f"the docker Python library is required to read images from a Docker daemon: {DOCKER_IMPORT_ERROR}")
+    """A Docker SDK client for the daemon the options name; DaemonUnavailable when it does not answer.
+
+    The SDK is imported here, by the tasks that need a daemon, and not by every task that reads the options."""
+    try:
+        import docker  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise DaemonUnavailable(f"the docker Python library is required to read images from a Docker daemon: {exc}") from None
     host = params.get("docker_host") or DEFAULT_DOCKER_HOST
     try:
         client = docker.DockerClient(base_url=host, version="auto", timeout=params.get("docker_timeout") or 120, tls=_tls_config(params))

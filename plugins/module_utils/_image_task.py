@@ -24,7 +24,6 @@ from ansible_collections.arvados.cluster.plugins.module_utils._docker import DOC
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageSourceError, OptionError, StoredImageError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef
-from ansible_collections.arvados.cluster.plugins.module_utils._image_removal import ImageRemoval
 from ansible_collections.arvados.cluster.plugins.module_utils._image_report import (
     Resolution,
     copied_portable_data_hash,
@@ -56,14 +55,13 @@ from ansible_collections.arvados.cluster.plugins.module_utils._server_choice imp
     server_choice,
     server_term,
 )
-from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import (
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_record import (
     REGISTRY_SPEC,
     RecordedImage,
     check_registry_options,
     recorded_image,
 )
 from ansible_collections.arvados.cluster.plugins.module_utils._source_choice import identify_image, task_image_ref, with_source_details
-from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem
 from ansible_collections.arvados.cluster.plugins.module_utils._task import TaskContext
 
 IMAGE_FORMAT = "v2"
@@ -165,6 +163,7 @@ class DockerImageTask:
         project_uuid = self.params["project_uuid"] or self.client.current_user()["uuid"]
         self.result["project_uuid"] = project_uuid
         if self.params["state"] == "absent":
+            from ansible_collections.arvados.cluster.plugins.module_utils._image_removal import ImageRemoval  # pylint: disable=import-outside-toplevel
             self.result.update(ImageRemoval(self.context, self.ref, self.client, self.reader).run(project_uuid))
         else:
             self.ensure_present(project_uuid)
@@ -276,8 +275,11 @@ class DockerImageTask:
         not load as the image is replaced by an upload (and, in the project, retired)."""
         actions = plan_present(desired, holdings)
         stored = self.collection_to_verify(holdings, actions) if self.params["verify"] else None
-        problem = stored_image_problem(self.client, stored, desired.image_id) if stored is not None else None
-        if stored is None or problem is None:
+        if stored is None:
+            return actions
+        from ansible_collections.arvados.cluster.plugins.module_utils._stored_image import stored_image_problem  # pylint: disable=import-outside-toplevel
+        problem = stored_image_problem(self.client, stored, desired.image_id)
+        if problem is None:
             return actions
         if source is None:
             raise StoredImageError(f"verify: collection {stored.uuid} does not hold {desired.image_id} ({problem}), and the image source "

@@ -1,24 +1,34 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) 2026, arvados.cluster contributors
-"""One Keep block streamed from a source cluster's Keep straight into a destination's, through a 1 MiB window.
+"""One Keep block streamed from a source cluster's Keep straight into a destination's.
 
 The body of the source's GET is the body of the destination's PUT: no block is held in memory, and neither side's
 md5 is computed here, since the destination's Keep checks the block against the hash it is PUT under (keepstore
-answers 422 to a body that does not match) and so checks what the source sent. The Keep services are those the
-SDK's Keep clients choose for the block (`weighted_service_roots`), with the tokens they hold.
+answers 422 to a body that does not match) and so checks what the source sent. Between two plain-HTTP Keep services
+on Linux the bytes move in the kernel (splice(2) through a pipe) and never enter this process; otherwise (HTTPS, or
+another system) through a 1 MiB window. The Keep services are those the SDK's Keep clients choose for the block
+(`weighted_service_roots`), with the tokens they hold.
 
 Private to the collection: its interface may change without notice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import http.client
+import os
+import select
+import socket
+import ssl
 import typing as t
 import urllib.parse
 
 from ansible_collections.arvados.cluster.plugins.module_utils._arvados import tls_context
 
 STREAM_WINDOW = 1024 * 1024
+# What splice(2) says of descriptors it cannot move bytes between (the bytes then go through this process).
+_SPLICE_REFUSED = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP))
 
 
 class KeepStreamError(Exception):
@@ -34,29 +44,37 @@ class ExactBody:
 
     def __init__(self, response: t.Any, size: int) -> None:
         self._response = response
-        self._left = size
+        self.left = size
 
     def read(self, amount: int = STREAM_WINDOW) -> bytes:
-        if self._left <= 0:
+        if self.left <= 0:
             return b""
-        chunk = self._response.read(min(amount, self._left, STREAM_WINDOW))
+        chunk = self._response.read(min(amount, self.left, STREAM_WINDOW))
         if not chunk:
-            raise KeepStreamError(f"the source's Keep ended the block {self._left} bytes short")
-        self._left -= len(chunk)
+            raise KeepStreamError(f"the source's Keep ended the block {self.left} bytes short")
+        self.left -= len(chunk)
         return chunk
+
+    def buffered(self) -> bytes:
+        """The body's bytes the response read along with its headers (or, when there are none, its next read)."""
+        peek = getattr(getattr(self._response, "fp", None), "peek", None)
+        ahead = len(peek(1)[:self.left]) if peek is not None and self.left > 0 else 0
+        return self.read(ahead) if ahead else b""
 
 
 class KeepStream:
     """Streams blocks from `source_keep` to `destination_keep` (SDK Keep clients, for their services and tokens)."""
 
     def __init__(self, source_keep: t.Any, destination_keep: t.Any, insecure: tuple[bool, bool], copies: int,
-                 storage_classes: list[str] | None, timeout: float) -> None:
+                 storage_classes: list[str] | None, timeout: float, kernel_splice: bool = True) -> None:
         self.source_keep = source_keep
         self.destination_keep = destination_keep
         self.insecure = insecure
         self.copies = copies
         self.storage_classes = storage_classes
         self.timeout = timeout
+        # False sends every block through the window, as for HTTPS.
+        self.kernel_splice = kernel_splice
 
     def __call__(self, locator: str) -> str | None:
         """The destination's signed locator of the block, or None when it stored fewer copies than asked."""
@@ -68,8 +86,7 @@ class KeepStream:
         try:
             response = self._request(source, "GET", locator, self.source_keep.api_token)
             self._check(response, "GET", source)
-            answer = self._request(destination, "PUT", parsed.md5sum, self.destination_keep.api_token, ExactBody(response, size),
-                                   self._put_headers(size))
+            answer = self._put(destination, parsed.md5sum, source, response, size)
             body = self._check(answer, "PUT", destination).decode("utf-8").strip()
         except (OSError, http.client.HTTPException) as exc:
             raise KeepStreamError(f"{type(exc).__name__}: {exc}") from None
@@ -78,6 +95,15 @@ class KeepStream:
             destination.close()
         stored = answer.getheader("X-Keep-Replicas-Stored")
         return body if stored is None or int(stored) >= self.copies else None
+
+    def _put(self, destination: t.Any, md5sum: str, source: t.Any, response: t.Any, size: int) -> t.Any:
+        """PUT the source's response body, exactly `size` bytes, to the destination, and return its answer."""
+        destination.putrequest("PUT", destination.keep_path + md5sum, skip_accept_encoding=True)
+        for name, value in {"Authorization": f"Bearer {self.destination_keep.api_token}", **self._put_headers(size)}.items():
+            destination.putheader(name, value)
+        destination.endheaders()
+        send_body(response, size, source.sock, destination.sock, self.timeout, self.kernel_splice)
+        return destination.getresponse()
 
     def _put_headers(self, size: int) -> dict[str, str]:
         headers = {"Content-Length": str(size), "X-Keep-Desired-Replicas": str(self.copies)}
@@ -96,9 +122,8 @@ class KeepStream:
         return connection
 
     @staticmethod
-    def _request(connection: t.Any, method: str, name: str, token: str, body: t.Any = None,
-                 headers: t.Mapping[str, str] | None = None) -> t.Any:
-        connection.request(method, connection.keep_path + name, body=body, headers={"Authorization": f"Bearer {token}", **(headers or {})})
+    def _request(connection: t.Any, method: str, name: str, token: str) -> t.Any:
+        connection.request(method, connection.keep_path + name, headers={"Authorization": f"Bearer {token}"})
         return connection.getresponse()
 
     @staticmethod
@@ -109,3 +134,62 @@ class KeepStream:
         reason = response.read(200).decode("utf-8", "replace").strip()
         raise KeepStreamError(f"{method} to the Keep service {connection.host}:{connection.port} answered {response.status} ({reason})",
                               transient=response.status >= 500 or response.status in (408, 429))
+
+
+def send_body(response: t.Any, size: int, source_socket: t.Any, destination_socket: t.Any, timeout: float,
+              kernel_splice: bool = True) -> None:
+    """Send the `size` bytes of the source's response body on the destination's socket: spliced in the kernel where
+    both sockets are plain TCP on Linux (after the bytes the response read along with its headers), else read and
+    sent through the window."""
+    body = ExactBody(response, size)
+    if kernel_splice and hasattr(os, "splice") and all(_plain_tcp(sock) for sock in (source_socket, destination_socket)):
+        destination_socket.sendall(body.buffered())
+        body.left -= splice_body(source_socket, destination_socket, body.left, timeout)
+    while chunk := body.read():
+        destination_socket.sendall(chunk)
+
+
+def _plain_tcp(sock: t.Any) -> bool:
+    return isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket)
+
+
+def splice_body(source: socket.socket, destination: socket.socket, size: int, timeout: float) -> int:
+    """Move `size` bytes from `source` to `destination` through a pipe, in the kernel; the number of bytes moved.
+
+    0 when splice(2) refuses these sockets before moving anything, so that the caller sends the bytes itself; a
+    source that ends early is a KeepStreamError.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        with contextlib.suppress(AttributeError, OSError):  # a larger pipe moves more per call; the default one works too
+            import fcntl  # pylint: disable=import-outside-toplevel
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, STREAM_WINDOW)  # type: ignore[attr-defined]
+        moved = 0
+        while moved < size:
+            try:
+                taken = _splice(source.fileno(), write_end, size - moved, source, select.POLLIN, timeout)
+            except OSError as exc:
+                if moved or exc.errno not in _SPLICE_REFUSED:
+                    raise
+                return 0
+            if not taken:
+                raise KeepStreamError(f"the source's Keep ended the block {size - moved} bytes short")
+            moved += taken
+            while taken:
+                taken -= _splice(read_end, destination.fileno(), taken, destination, select.POLLOUT, timeout)
+        return moved
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _splice(from_fd: int, to_fd: int, count: int, waits_on: socket.socket, event: int, timeout: float) -> int:
+    """One splice(2) call, waiting up to `timeout` seconds while the socket `waits_on` is not ready for `event`."""
+    while True:
+        try:
+            return os.splice(from_fd, to_fd, count)  # type: ignore[attr-defined]
+        except BlockingIOError:  # sockets with a timeout are non-blocking
+            poller = select.poll()
+            poller.register(waits_on, event)
+            if not poller.poll(timeout * 1000):
+                raise TimeoutError(f"the Keep service sent or took nothing for {timeout} seconds") from None

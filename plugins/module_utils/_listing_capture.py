@@ -4,7 +4,8 @@
 
 `list_images_in_arv` reads image links in full and then the listed collections' uuids. Through `ListingCapture` the
 collection read also asks for the fields the catalog needs, so the listing's requests are the catalog's read too:
-nothing it returned is read a second time.
+nothing it returned is read a second time. A read filtered by an empty `in` list (the listing asks for the tags and
+collections of no image when it found none) matches nothing, and is answered here with an empty page.
 
 Private to the collection: its interface may change without notice.
 """
@@ -39,7 +40,9 @@ class _CapturedResource:
         self._rows = rows
         self._wider_select = wider_select
 
-    def list(self, **kwargs: t.Any) -> _CapturedRequest:
+    def list(self, **kwargs: t.Any) -> t.Any:
+        if matches_nothing(kwargs.get("filters") or ()):
+            return _EmptyPage()
         if self._wider_select and "select" in kwargs:
             kwargs["select"] = sorted({*kwargs["select"], *self._wider_select})
         return _CapturedRequest(self._resource.list(**kwargs), self._rows)
@@ -57,3 +60,16 @@ class _CapturedRequest:
         page = self._request.execute(*args, **kwargs)
         self._rows.update((row["uuid"], dict(row)) for row in page.get("items", ()))
         return page
+
+
+class _EmptyPage:
+    """The page the API server answers to a read that matches nothing."""
+
+    def execute(self, *_args: t.Any, **_kwargs: t.Any) -> dict[str, t.Any]:
+        return {"items": [], "items_available": 0}
+
+
+def matches_nothing(filters: t.Iterable[t.Any]) -> bool:
+    """Whether one of the filters is `[attribute, "in", []]`, which no record satisfies."""
+    return any(isinstance(condition, (list, tuple)) and len(condition) == 3 and condition[1] == "in" and condition[2] == []
+               for condition in filters)

@@ -16,21 +16,19 @@ Private to the collection: its interface may change without notice.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
-import re
 import sys
 import traceback
 import typing as t
 
 from ansible_collections.arvados.cluster.plugins.module_utils._archive_check import ArchiveCheck, checked_chunks
-from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArchiveError, ImageSourceError, OptionError, PullError
+from ansible_collections.arvados.cluster.plugins.module_utils._errors import ArchiveError, ImageSourceError, PullError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity, config_created, config_object, is_image_index
 from ansible_collections.arvados.cluster.plugins.module_utils._platform import parse_platform, select_platform_descriptor
-from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection, ImageLink
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_archive import RegistryImage, archive_chunks, parse_image_manifest
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_record import RecordedImage, RecordedLookup, provenance
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import (
     Credentials,
     RegistryRef,
@@ -49,56 +47,11 @@ except ImportError:
 else:
     DXF_IMPORT_ERROR = None
 
-REGISTRY_SPEC: dict[str, dict[str, t.Any]] = {
-    "registry_username": {"type": "str"},
-    "registry_password": {"type": "str", "no_log": True},
-    "registry_ca_path": {"type": "path"},
-    "registry_insecure": {"type": "bool", "default": False},
-}
 DEFAULT_PLATFORM = "linux/amd64"
 # Seconds to connect, and between two reads of a response.
 REGISTRY_TIMEOUT = 60
 MANIFEST_SIZE_LIMIT = 4 * 1024 * 1024
-# Collection properties recording where an image came from, so a later run can tell whether the tag moved.
-MANIFEST_DIGEST_PROPERTY = "docker-image-manifest-digest"
-REFERENCE_PROPERTY = "docker-image-registry-reference"
-_STORED_NAME = re.compile(r"(sha256:[0-9a-f]{64})\.tar")
 CREDENTIALS_HINT = "check registry_username and registry_password (or the login in Docker's config.json or the containers auth.json)"
-
-
-def check_registry_options(params: t.Mapping[str, t.Any]) -> None:
-    """The registry_* options are read with source: registry only; elsewhere they are an error naming them."""
-    given = [name for name in REGISTRY_SPEC if params.get(name) not in (None, False)]
-    if given and params["source"] != "registry":
-        raise OptionError(f"{given[0]} is only read with source: registry, but source is {params['source']}; "
-                          f"set source: registry or drop {', '.join(given)}")
-    if params["source"] == "registry" and bool(params.get("registry_username")) != bool(params.get("registry_password")):
-        raise OptionError("registry_username and registry_password go together: give both, or neither to use the saved logins")
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordedImage:
-    """What a project's collection records of the image a registry reference named when it was stored."""
-
-    image_id: str
-    manifest_digest: str
-    created: str
-
-
-# Given a registry reference (host/repo:tag), what the project's collection tagged with it records; None when none does.
-RecordedLookup = t.Callable[[str], t.Optional[RecordedImage]]
-
-
-def recorded_image(collections: t.Iterable[ImageCollection], tag_links: t.Iterable[ImageLink], reference: str) -> RecordedImage | None:
-    """The image the project's `repo:tag` collections record as stored from `reference`; None unless they agree on one."""
-    created = {link.head_uuid: str(link.properties.get("image_timestamp") or "") for link in tag_links}
-    found = set()
-    for collection in collections:
-        stored = _STORED_NAME.fullmatch(collection.file_names[0]) if len(collection.file_names) == 1 else None
-        digest = collection.properties.get(MANIFEST_DIGEST_PROPERTY)
-        if stored and isinstance(digest, str) and collection.properties.get(REFERENCE_PROPERTY) == reference:
-            found.add(RecordedImage(stored.group(1), digest, created.get(collection.uuid, "")))
-    return found.pop() if len(found) == 1 else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -315,7 +268,7 @@ class RegistrySource:
     def provenance(self) -> dict[str, str]:
         """Properties recording where the image came from: the manifest digest the reference named, and the reference."""
         self._registry_image()
-        return {MANIFEST_DIGEST_PROPERTY: t.cast(str, self.manifest_digest), REFERENCE_PROPERTY: str(self.ref)}
+        return provenance(t.cast(str, self.manifest_digest), str(self.ref))
 
     def created(self) -> str:
         """The config's build time: reads the config blob (small), the first blob this source reads."""

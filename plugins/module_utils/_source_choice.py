@@ -14,21 +14,13 @@ import dataclasses
 import os
 import typing as t
 
-from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
-from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source import ClusterSource
-from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource, PullSource
 from ansible_collections.arvados.cluster.plugins.module_utils._docker import docker_client
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import CollectionError, DaemonUnavailable, ImageNotFound, ImageRefError
 from ansible_collections.arvados.cluster.plugins.module_utils._image_ref import ImageRef, parse_image_ref, untagged_hint
 from ansible_collections.arvados.cluster.plugins.module_utils._image_source import ImageIdentity
 from ansible_collections.arvados.cluster.plugins.module_utils._plan import COPY, CREATE_LINK, UPLOAD, Action, DesiredImage
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_record import RecordedLookup
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import RegistryRef, parse_registry_name
-from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import (
-    MANIFEST_DIGEST_PROPERTY,
-    REFERENCE_PROPERTY,
-    RecordedLookup,
-    RegistrySource,
-)
 
 ClusterIdentity = t.Callable[[], t.Optional[ImageIdentity]]
 
@@ -67,39 +59,33 @@ def task_image_ref(params: t.Mapping[str, t.Any]) -> ImageRef:
 
 
 def with_source_details(desired: DesiredImage, source: t.Any, actions: list[Action]) -> DesiredImage:
-    """What a registry source tells only when something is to be created: the build time (read from the config blob)
-    and, for a new collection, where the image came from; a pull through the daemon tells where it came from too."""
+    """What a source tells only when something is to be created: where the image came from, for a new collection
+    (its `provenance()`: a registry, or a pull through the daemon), and the build time a registry reads from the config
+    blob (its `created()`), for a new collection or link."""
     kinds = {action.kind for action in actions}
-    new_collection = bool(kinds & {UPLOAD, COPY})
-    if isinstance(source, PullSource) and new_collection:
-        return dataclasses.replace(desired, properties={**pull_provenance(source), **desired.properties})
-    if not isinstance(source, RegistrySource) or not kinds & {UPLOAD, COPY, CREATE_LINK}:
-        return desired
-    properties = {**source.provenance(), **desired.properties} if new_collection else desired.properties
-    return dataclasses.replace(desired, image_timestamp=desired.image_timestamp or source.created() or None, properties=properties)
-
-
-def pull_provenance(source: PullSource) -> dict[str, str]:
-    """The properties `source: registry` records, for an image pulled through the daemon: the manifest digest the
-    daemon keeps for the pulled repository (its RepoDigests), and the reference; none when it keeps no digest."""
-    ref = parse_registry_name(source.ref, None)[0]
-    for repo_digest in source.repo_digests():
-        name, _at, digest = repo_digest.rpartition("@")
-        pulled = parse_registry_name(name, None)[0]
-        if (pulled.host, pulled.repository) == (ref.host, ref.repository):
-            return {MANIFEST_DIGEST_PROPERTY: digest, REFERENCE_PROPERTY: str(ref)}
-    return {}
+    provenance = getattr(source, "provenance", None)
+    if provenance is not None and kinds & {UPLOAD, COPY}:
+        desired = dataclasses.replace(desired, properties={**provenance(), **desired.properties})
+    created = getattr(source, "created", None)
+    if created is not None and kinds & {UPLOAD, COPY, CREATE_LINK}:
+        desired = dataclasses.replace(desired, image_timestamp=desired.image_timestamp or created() or None)
+    return desired
 
 
 def image_source(context: t.Any, ref: ImageRef, recorded: RecordedLookup | None = None) -> t.Any:
     """The source the task's options name: an archive, a registry (with what the project records of it), another
-    cluster, a pull (none in check mode), or the local daemon."""
+    cluster, a pull (none in check mode), or the local daemon. Each source's code (and the library it needs: python-dxf,
+    the Docker SDK) is imported only for a task that reads from it."""
+    # pylint: disable=import-outside-toplevel
     params = context.params
     if params["source"] == "registry":
+        from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RegistrySource
         return RegistrySource(params, parse_registry_name(params["name"], params["tag"])[0], context.run_command, recorded)
     if params["source"] == "archive":
+        from ansible_collections.arvados.cluster.plugins.module_utils._archive_source import ArchiveSource
         return ArchiveSource(params["archive_path"], ref=ref.repo_tag, platform=params["platform"], warn=context.warn)
     if params["source"] == "arvados":
+        from ansible_collections.arvados.cluster.plugins.module_utils._cluster_source import ClusterSource
         return ClusterSource(params, ref)
     reference = ref.repo_tag or ref.image_id_prefix
     if params["source"] == "pull":
@@ -107,6 +93,7 @@ def image_source(context: t.Any, ref: ImageRef, recorded: RecordedLookup | None 
             raise ImageRefError(f"name: source: pull needs a repository name, not the image id {reference}")
         if context.check_mode:
             return CheckModeAlwaysPull(context, reference, recorded) if params["pull"] == "always" else CheckModePull(params, reference)
+        from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import PullSource
         return PullSource(docker_client(params), reference, policy=params["pull"], platform=params["platform"])
     return LazyDaemonSource(params, reference)
 
@@ -117,10 +104,11 @@ class LazyDaemonSource:
     def __init__(self, params: t.Mapping[str, t.Any], reference: str) -> None:
         self.params = params
         self.reference = reference
-        self._source: LocalDaemonSource | None = None
+        self._source: t.Any = None
 
-    def _daemon_source(self) -> LocalDaemonSource:
+    def _daemon_source(self) -> t.Any:
         if self._source is None:
+            from ansible_collections.arvados.cluster.plugins.module_utils._daemon_source import LocalDaemonSource  # pylint: disable=import-outside-toplevel
             self._source = LocalDaemonSource(docker_client(self.params), self.reference, platform=self.params.get("platform"))
         return self._source
 
@@ -147,6 +135,7 @@ class CheckModeAlwaysPull(CheckModePull):
         self.recorded = recorded
 
     def identify(self) -> ImageIdentity:
+        from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RegistrySource  # pylint: disable=import-outside-toplevel
         params = {"platform": self.params.get("platform"), "pull": "always", "registry_ca_path": docker_certs_ca(self.registry_ref)}
         try:
             return RegistrySource(params, self.registry_ref, self.context.run_command, self.recorded).identify()

@@ -325,6 +325,23 @@ def test_keep_failures_on_either_side_are_retried(fleet: Fleet, build_image) -> 
     assert statuses == [503, 200], statuses
 
 
+def test_a_block_broken_off_on_either_side_is_sent_again_whole(fleet: Fleet, build_image) -> None:
+    """The source's GET cut before its body, then the destination's PUT cut after 1 MiB of it: each attempt streams the
+    block from its first byte, and the block stored is the source's (the destination checks its hash)."""
+    image = stored_on_a(fleet, build_image(size=3 * MIB))
+    fleet.emulators["aaaaa"].inject_fault("GET", "/*", drop_after_bytes=0, count=1, service="keep")
+    fleet.emulators["bbbbb"].inject_fault("PUT", "/*", drop_after_bytes=MIB, count=1, service="keep")
+    run = fleet.copy(image, "bbbbb")
+    assert run.rc == 0 and run.result["changed"], run.describe()
+    ClusterView(fleet.emulators["bbbbb"].api("admin")).assert_converged(fleet.projects["bbbbb"], image)
+
+    def statuses(cluster_id: str, method: str) -> list[t.Any]:
+        return [entry["status"] for entry in fleet.emulators[cluster_id].request_log()["entries"]
+                if entry["service"] == "keep" and entry["method"] == method]
+
+    assert statuses("aaaaa", "GET") == ["dropped", 200, 200] and statuses("bbbbb", "PUT") == ["dropped", 200]
+
+
 def test_absent_reads_no_source_cluster(fleet: Fleet) -> None:
     run = fleet.hosts["bbbbb"].module({"name": "team/tiny:1.0", "state": "absent", **fleet.source_args()})
     assert run.failed and "state: absent reads no source cluster; drop source: arvados" in run.msg, run.describe()

@@ -13,6 +13,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._image_listing imp
     listing_entry,
     mark_preferred,
 )
+from ansible_collections.arvados.cluster.plugins.module_utils._listing_capture import matches_nothing
 from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection, ImageLink
 from ansible_collections.arvados.cluster.plugins.module_utils._server_choice import Candidate, ServerChoice
 
@@ -117,3 +118,10 @@ def test_a_migration_target_outside_the_filters_is_not_listed():
     choices = {"old:1": ServerChoice("old:1", "docker_image_repo+tag", (Candidate(target, _link("old:1", source), HEX, migrated_from=source),))}
     marked = mark_preferred(images, choices, wanted=lambda image: image["collection_uuid"] != target.uuid)
     assert [(image["collection_uuid"], image["preferred"]) for image in marked] == [(source.uuid, False)]
+
+
+def test_only_an_empty_in_list_matches_nothing():
+    assert matches_nothing([["link_class", "=", "docker_image_hash"], ["head_uuid", "in", []]])
+    assert not matches_nothing([["head_uuid", "in", ["zzzzz-4zz18-000000000000000"]]])
+    assert not matches_nothing([["head_uuid", "not in", []], ["name", "=", []]])
+    assert not matches_nothing([])

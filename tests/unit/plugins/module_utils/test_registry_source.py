@@ -17,7 +17,7 @@ from ansible_collections.arvados.cluster.plugins.module_utils._archive_check imp
 from ansible_collections.arvados.cluster.plugins.module_utils._errors import ImageRefError, PullError
 from ansible_collections.arvados.cluster.plugins.module_utils._records import ImageCollection
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_archive import archive_chunks, parse_image_manifest
-from ansible_collections.arvados.cluster.plugins.module_utils._registry_source import RecordedImage, recorded_image
+from ansible_collections.arvados.cluster.plugins.module_utils._registry_record import RecordedImage, recorded_image
 from ansible_collections.arvados.cluster.plugins.module_utils._registry_ref import (
     Credentials,
     config_credentials,
