@@ -105,9 +105,11 @@ def test_missing_images_cost_few_requests(host: Host, project: str, build_image)
     assert requests.count("GET /arvados/v1/keep_services/accessible") == 1, requests
     assert (requests.count("POST /arvados/v1/collections"), requests.count("POST /arvados/v1/collections/{uuid}/trash"),
             requests.count("POST /arvados/v1/links")) == (2 * count, count, 2 * count), requests
-    # Per image: one in each listing, and the project's unlinked uploads, read once the claim is held; the collection
-    # just created is not read again. The publishing lookup reads the new collections in one request.
-    assert requests.count("GET /arvados/v1/collections") == 3 * count + 1, requests
-    # Per image: three in each listing, and the name's links after the run (none before it, when nothing asks for a diff).
-    assert requests.count("GET /arvados/v1/links") <= 7 * count + 5, requests
+    # Per image: the project's unlinked uploads, read once the claim is held (the listings of an image found nowhere ask
+    # for the collections of no image, answered without a request); the collection just created is not read again. The
+    # publishing lookup reads the new collections in one request.
+    assert requests.count("GET /arvados/v1/collections") == count + 1, requests
+    # Per image: the tag and hash links in each listing, and the name's links after the run (none before it, when nothing
+    # asks for a diff).
+    assert requests.count("GET /arvados/v1/links") <= 5 * count + 5, requests
     assert len(requests) <= 15 * count + 20, requests
