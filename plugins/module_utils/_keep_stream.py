@@ -21,6 +21,7 @@ import os
 import select
 import socket
 import ssl
+import threading
 import typing as t
 import urllib.parse
 
@@ -75,6 +76,9 @@ class KeepStream:
         self.timeout = timeout
         # False sends every block through the window, as for HTTPS.
         self.kernel_splice = kernel_splice
+        # Bytes of all blocks so far that moved in the kernel, never entering this process.
+        self.spliced_bytes = 0
+        self._count_lock = threading.Lock()
 
     def __call__(self, locator: str) -> str | None:
         """The destination's signed locator of the block, or None when it stored fewer copies than asked."""
@@ -102,7 +106,9 @@ class KeepStream:
         for name, value in {"Authorization": f"Bearer {self.destination_keep.api_token}", **self._put_headers(size)}.items():
             destination.putheader(name, value)
         destination.endheaders()
-        send_body(response, size, source.sock, destination.sock, self.timeout, self.kernel_splice)
+        spliced = send_body(response, size, source.sock, destination.sock, self.timeout, self.kernel_splice)
+        with self._count_lock:
+            self.spliced_bytes += spliced
         return destination.getresponse()
 
     def _put_headers(self, size: int) -> dict[str, str]:
@@ -137,16 +143,19 @@ class KeepStream:
 
 
 def send_body(response: t.Any, size: int, source_socket: t.Any, destination_socket: t.Any, timeout: float,
-              kernel_splice: bool = True) -> None:
+              kernel_splice: bool = True) -> int:
     """Send the `size` bytes of the source's response body on the destination's socket: spliced in the kernel where
     both sockets are plain TCP on Linux (after the bytes the response read along with its headers), else read and
-    sent through the window."""
+    sent through the window. Returns how many bytes were spliced."""
     body = ExactBody(response, size)
+    spliced = 0
     if kernel_splice and hasattr(os, "splice") and all(_plain_tcp(sock) for sock in (source_socket, destination_socket)):
         destination_socket.sendall(body.buffered())
-        body.left -= splice_body(source_socket, destination_socket, body.left, timeout)
+        spliced = splice_body(source_socket, destination_socket, body.left, timeout)
+        body.left -= spliced
     while chunk := body.read():
         destination_socket.sendall(chunk)
+    return spliced
 
 
 def _plain_tcp(sock: t.Any) -> bool:

@@ -159,17 +159,12 @@ def with_formats(client: t.Any, formats: t.Sequence[str]) -> t.Any:
 
 
 def choices_of(code: Code, client: t.Any, terms: list[t.Any], formats: t.Sequence[str],
-               project_uuid: str | None = None) -> dict[str, t.Any]:
-    """Each term's choice, from one batched read (as the lookup reads) and the one rule."""
-    view = code.reader.CatalogReader(with_formats(client, formats)).read_view(terms, project_uuid)
-    return {term.text: code.choice.server_choice(view, term) for term in terms}
-
-
-def choices_after_listing(code: Code, client: t.Any, terms: list[t.Any], formats: t.Sequence[str],
-                          project_uuid: str | None) -> dict[str, t.Any]:
-    """Each term's choice from a reader that first ran the upstream listing (of the project, when given)."""
+               project_uuid: str | None = None, listed_first: bool = False) -> dict[str, t.Any]:
+    """Each term's choice, from one batched read (as the lookup reads) and the one rule; with `listed_first`, from a
+    reader that first ran the upstream listing (of the project, when given), as the info module reads."""
     reader = code.reader.CatalogReader(with_formats(client, formats))
-    reader.upstream_listing(project_uuid=project_uuid)
+    if listed_first:
+        reader.upstream_listing(project_uuid=project_uuid)
     view = reader.read_view(terms, project_uuid)
     return {term.text: code.choice.server_choice(view, term) for term in terms}
 
@@ -217,8 +212,7 @@ def test_batched_reads_give_what_reading_everything_gives(seed, user, formats, i
     project_uuid = catalog.project_uuid if in_project else None
     system_user = emulator.system_user_uuid
     terms = [code.choice.parse_term(text) for text in catalog.terms]
-    batched = choices_after_listing(code, clients[user], terms, formats, project_uuid) if listed_first \
-        else choices_of(code, clients[user], terms, formats, project_uuid)
+    batched = choices_of(code, clients[user], terms, formats, project_uuid, listed_first=listed_first)
     alone = one_term_at_a_time(code, clients[user], terms, list(formats), project_uuid)
     links, collections, migrations = everything_readable(emulator.api(user), code.records, project_uuid)
     # Only admins read the system user's migration links, which the server may follow.

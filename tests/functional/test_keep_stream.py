@@ -37,6 +37,8 @@ def test_a_block_reaches_the_destination_byte_for_byte(clusters, keep_stream, ke
     signed = stream(locator)
     assert signed.startswith(f"{hashlib.md5(data).hexdigest()}+{len(data)}+A"), signed
     assert destination_keep.get(signed) == data
+    # Spliced, all but the bytes read along with the response's headers move in the kernel; else none do.
+    assert len(data) - 64 * 1024 < stream.spliced_bytes <= len(data) if kernel_splice else stream.spliced_bytes == 0
     puts = [entry for entry in destination.request_log()["entries"] if entry["service"] == "keep" and entry["method"] == "PUT"]
     assert [(entry["status"], entry["request_bytes"]) for entry in puts] == [(200, len(data))]
 
